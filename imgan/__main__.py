@@ -1,0 +1,3 @@
+from imgan.cli import main
+
+main()
