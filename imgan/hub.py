@@ -1,0 +1,579 @@
+"""Published weights: pretrained.toml -> specs; download, cache, verify and load them safely.
+
+Every file is pinned by a full digest. Downloads resume from a ``.part`` file, fall back to mirrors,
+hold a file lock so parallel processes download once, and only a verified file ever reaches its
+final path. Checkpoints load with ``torch.load(weights_only=True)``: imgan never runs pickled code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import http.client
+import logging
+import os
+import re
+import sys
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import filelock
+import platformdirs
+
+from imgan import __version__
+from imgan.errors import DownloadError, ModelError, OfflineError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("pth", "safetensors", "torchscript")
+DIGEST_HEX_LENGTHS = {"sha256": 64, "md5": 32, "gitblob": 40}
+# Wrapper keys tried in order when a checkpoint nests its state dict (BasicSR, Lightning, GANs).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "generator", "netG", "G")
+
+_TIMEOUT_S = 30.0
+_CHUNK_BYTES = 256 * 1024
+_USER_AGENT = f"imgan/{__version__}"
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One published weight file and what is needed to build and feed its network."""
+
+    name: str
+    task: str
+    arch: str
+    params: Mapping[str, Any] = field(hash=False)
+    scale: int
+    urls: tuple[str, ...]
+    digest: str
+    size: int | None
+    format: str
+    key: str
+    value_range: tuple[float, float]
+    license: str
+    source: str
+    paper: str
+    description: str
+    denoise_companion: str | None = None
+    hidden: bool = False
+
+    def __post_init__(self) -> None:
+        problems = _spec_problems(self)
+        if problems:
+            raise ModelError(f"weight spec '{self.name}': {'; '.join(problems)}")
+
+    @property
+    def filename(self) -> str:
+        """Name of the cached file: the last path component of the primary URL."""
+        return _url_filename(self.urls[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+
+
+_REQUIRED_FIELDS: dict[str, type] = {
+    "task": str,
+    "arch": str,
+    "params": dict,
+    "scale": int,
+    "urls": list,
+    "digest": str,
+    "format": str,
+    "key": str,
+    "value_range": list,
+    "license": str,
+    "source": str,
+    "paper": str,
+    "description": str,
+}
+_OPTIONAL_FIELDS: dict[str, type] = {"size": int, "denoise_companion": str, "hidden": bool}
+
+
+def registry(path: Path | None = None) -> dict[str, WeightSpec]:
+    """All weight specs in ``pretrained.toml`` (or ``path``), by name; parsed once per version."""
+    path = _registry_path() if path is None else Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(
+            f"cannot read the model list {path}: {exc.strerror}; reinstall imgan"
+        ) from exc
+    return dict(_parse_registry(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+def get_spec(name: str) -> WeightSpec:
+    """The spec called ``name``; the error suggests close names when there is none."""
+    specs = registry()
+    if name in specs:
+        return specs[name]
+    close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(f"'{match}'" for match in close) + "?"
+    else:
+        shown = sorted(spec.name for spec in specs.values() if not spec.hidden)
+        hint = "known models: " + ", ".join(shown)
+    raise ModelError(f"unknown model '{name}'; {hint}")
+
+
+def _registry_path() -> Path:
+    packaged = Path(__file__).with_name("pretrained.toml")
+    return packaged if packaged.is_file() else Path(__file__).parents[1] / "pretrained.toml"
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_registry(
+    path: Path, mtime_ns: int, size: int
+) -> types.MappingProxyType[str, WeightSpec]:
+    """Parse and check one version of a registry file (the stat values key the cache)."""
+    del mtime_ns, size
+    try:
+        with path.open("rb") as file:
+            tables = tomllib.load(file)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelError(f"{path} is not valid TOML ({exc}); fix its syntax") from exc
+
+    specs: dict[str, WeightSpec] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise _table_error(path, name, "is not a table")
+        specs[name] = _spec_from_table(path, name, table)
+
+    owners: dict[str, str] = {}
+    for spec in specs.values():
+        companion = spec.denoise_companion
+        if companion is not None and companion not in specs:
+            problem = f"names denoise_companion '{companion}', which has no table"
+            raise _table_error(path, spec.name, problem)
+        if spec.filename in owners:
+            other = owners[spec.filename]
+            raise _table_error(path, spec.name, f"downloads to {spec.filename}, as [{other}] does")
+        owners[spec.filename] = spec.name
+    return types.MappingProxyType(specs)
+
+
+def _spec_from_table(path: Path, name: str, table: dict[str, Any]) -> WeightSpec:
+    missing = sorted(set(_REQUIRED_FIELDS) - set(table))
+    if missing:
+        raise _table_error(path, name, f"lacks {', '.join(missing)}")
+    unknown = sorted(set(table) - set(_REQUIRED_FIELDS) - set(_OPTIONAL_FIELDS))
+    if unknown:
+        raise _table_error(path, name, f"has unknown field(s) {', '.join(unknown)}")
+    for key, value in table.items():
+        expected = _REQUIRED_FIELDS.get(key) or _OPTIONAL_FIELDS[key]
+        # bool is an int subclass; a flag where a number belongs is a typo.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise _table_error(path, name, f"field {key} must be a {expected.__name__}")
+    if not all(isinstance(url, str) for url in table["urls"]):
+        raise _table_error(path, name, "field urls must be a list of strings")
+    value_range = table["value_range"]
+    if len(value_range) != 2 or not all(_is_number(bound) for bound in value_range):
+        raise _table_error(path, name, "field value_range must be two numbers [low, high]")
+    try:
+        return WeightSpec(
+            name=name,
+            task=table["task"],
+            arch=table["arch"],
+            params=types.MappingProxyType(dict(table["params"])),
+            scale=table["scale"],
+            urls=tuple(table["urls"]),
+            digest=table["digest"],
+            size=table.get("size"),
+            format=table["format"],
+            key=table["key"],
+            value_range=(float(value_range[0]), float(value_range[1])),
+            license=table["license"],
+            source=table["source"],
+            paper=table["paper"],
+            description=table["description"],
+            denoise_companion=table.get("denoise_companion"),
+            hidden=table.get("hidden", False),
+        )
+    except ModelError as exc:
+        raise _table_error(path, name, str(exc).split(": ", 1)[-1]) from exc
+
+
+def _spec_problems(spec: WeightSpec) -> list[str]:
+    problems: list[str] = []
+    if not spec.urls:
+        problems.append("urls is empty")
+    for url in spec.urls:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            problems.append(f"URL {url!r} is not http(s)")
+        elif _url_filename(url) in ("", ".", ".."):
+            problems.append(f"URL {url!r} does not end in a file name")
+    algorithm, _, hexdigest = spec.digest.partition(":")
+    length = DIGEST_HEX_LENGTHS.get(algorithm)
+    if length is None or len(hexdigest) != length or re.fullmatch(r"[0-9a-f]+", hexdigest) is None:
+        problems.append(
+            f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex> or gitblob:<40 hex>"
+        )
+    if spec.size is not None and spec.size <= 0:
+        problems.append(f"size {spec.size} is not positive")
+    if spec.scale <= 0:
+        problems.append(f"scale {spec.scale} is not positive")
+    if spec.format not in FORMATS:
+        problems.append(f"format {spec.format!r} is not one of {', '.join(FORMATS)}")
+    if len(spec.value_range) != 2 or spec.value_range[0] >= spec.value_range[1]:
+        problems.append(f"value_range {spec.value_range} is not [low, high]")
+    return problems
+
+
+def _table_error(path: Path, name: str, problem: str) -> ModelError:
+    return ModelError(f"{path}: table [{name}] {problem}; fix that table")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _url_filename(url: str) -> str:
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path).rsplit("/", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+
+
+def home() -> Path:
+    """imgan's user directory: ``$IMGAN_HOME``, else the platform's cache directory."""
+    override = os.environ.get("IMGAN_HOME", "")
+    return Path(override).expanduser() if override else Path(platformdirs.user_cache_dir("imgan"))
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights live."""
+    return home() / "weights"
+
+
+def cached_path(spec: WeightSpec) -> Path:
+    """Where the verified file for ``spec`` lives once fetched."""
+    return weights_dir() / spec.filename
+
+
+def fetch(
+    spec: WeightSpec, *, progress: Callable[[int, int | None], None] | None = None
+) -> Path:
+    """Path of the verified weight file for ``spec``, downloading it first if needed.
+
+    ``progress(done, total)`` is called as bytes arrive; ``total`` is None when unknown.
+    """
+    target = cached_path(spec)
+    problem = _cached_problem(target, spec)
+    if problem is None:
+        return target
+    if _offline():
+        raise OfflineError(
+            f"model '{spec.name}' is not in the cache and IMGAN_OFFLINE is set: "
+            f"download {spec.urls[0]} and save it as {target}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(target.with_name(target.name + ".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        logger.info(
+            "waiting for another process that is downloading %s (%s)", spec.name, lock.lock_file
+        )
+        lock.acquire()
+    try:
+        return _fetch_locked(spec, target, progress)
+    finally:
+        lock.release()
+
+
+def verify_cache(*, specs: Iterable[WeightSpec] | None = None) -> list[tuple[str, Path, bool, str]]:
+    """Re-hash every cached file of ``specs`` (default: the registry): (name, path, ok, reason)."""
+    chosen = registry().values() if specs is None else specs
+    results: list[tuple[str, Path, bool, str]] = []
+    for spec in sorted(chosen, key=lambda spec: spec.name):
+        path = cached_path(spec)
+        if not path.is_file():
+            continue
+        problem = _file_problem(path, spec)
+        results.append((spec.name, path, problem is None, problem or "ok"))
+    return results
+
+
+class _TransferError(Exception):
+    """A download stopped early; any ``.part`` file is kept for resuming."""
+
+
+def _offline() -> bool:
+    return os.environ.get("IMGAN_OFFLINE", "").strip().lower() not in _FALSE_WORDS
+
+
+def _cached_problem(path: Path, spec: WeightSpec) -> str | None:
+    """Why ``path`` cannot be used as is: cheap check (exists, right size) done at every use."""
+    try:
+        actual = path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    if spec.size is not None and actual != spec.size:
+        return f"has {actual} bytes instead of {spec.size}"
+    return None
+
+
+def _fetch_locked(
+    spec: WeightSpec, target: Path, progress: Callable[[int, int | None], None] | None
+) -> Path:
+    problem = _cached_problem(target, spec)
+    if problem is None:  # another process finished it while we waited for the lock
+        return target
+    if problem != "missing":
+        logger.warning("cached %s %s; downloading it again", target, problem)
+        target.unlink()
+    part = target.with_name(target.name + ".part")
+    failures: list[str] = []
+    for url in spec.urls:
+        failure = _download_verified(spec, url, part, progress)
+        if failure is None:
+            os.replace(part, target)
+            logger.info("saved %s", target)
+            return target
+        failures.append(f"{url}: {failure}")
+    raise DownloadError(
+        f"could not download model '{spec.name}' ({'; '.join(failures)}); check the network, "
+        f"or download one of those URLs yourself and save it as {target}"
+    )
+
+
+def _download_verified(
+    spec: WeightSpec,
+    url: str,
+    part: Path,
+    progress: Callable[[int, int | None], None] | None,
+) -> str | None:
+    """Download ``url`` into ``part`` (resuming it) and verify it; the failure reason, or None."""
+    while True:
+        resumed_from = _resumable_size(part, spec)
+        if spec.size is None or resumed_from < spec.size:
+            logger.info("downloading %s from %s", spec.name, url)
+            try:
+                _download(url, part, offset=resumed_from, size=spec.size, progress=progress)
+            except _TransferError as exc:
+                logger.warning("download of %s from %s stopped: %s", spec.name, url, exc)
+                return str(exc)
+        problem = _file_problem(part, spec)
+        if problem is None:
+            return None
+        part.unlink()
+        if resumed_from == 0:
+            logger.warning("%s from %s failed verification: %s", spec.name, url, problem)
+            return problem
+        # The kept bytes may come from an older or different file: start once more from byte 0.
+        logger.warning(
+            "resumed download of %s failed verification (%s); starting over", spec.name, problem
+        )
+
+
+def _resumable_size(part: Path, spec: WeightSpec) -> int:
+    try:
+        size = part.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if spec.size is not None and size > spec.size:
+        part.unlink()
+        return 0
+    return size
+
+
+def _download(
+    url: str,
+    part: Path,
+    *,
+    offset: int,
+    size: int | None,
+    progress: Callable[[int, int | None], None] | None,
+) -> None:
+    """Append ``url``'s bytes from ``offset`` to ``part``, or rewrite it if the server restarts."""
+    headers = {"User-Agent": _USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    done = offset
+    try:
+        with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            length = _optional_int(response.headers.get("Content-Length"))
+            if offset and response.status == 206:
+                start, total = _content_range(response.headers.get("Content-Range", ""))
+                if start != offset:
+                    raise _TransferError(f"server resumed at byte {start} instead of {offset}")
+                mode = "ab"
+            else:
+                if offset:
+                    logger.info("%s ignored the resume request; downloading from the start", url)
+                offset = done = 0
+                total = length
+                mode = "wb"
+            total = total if total is not None else size
+            with part.open(mode) as file:
+                if progress is not None:
+                    progress(done, total)
+                while chunk := response.read(_CHUNK_BYTES):
+                    file.write(chunk)
+                    done += len(chunk)
+                    if size is not None and done > size:
+                        break
+                    if progress is not None:
+                        progress(done, total)
+            if size is not None and done > size:
+                part.unlink()
+                raise _TransferError(f"server sent more than the published {size} bytes")
+            if length is not None and done - offset < length:
+                raise _TransferError(f"connection closed after {done} of {total} bytes")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            return  # nothing left to send: the kept bytes are complete, or verification says not
+        raise _TransferError(f"HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        raise _TransferError(f"cannot connect ({exc.reason})") from exc
+    except TimeoutError as exc:
+        raise _TransferError(f"no data for {_TIMEOUT_S:.0f} s after {done} bytes") from exc
+    except (OSError, http.client.HTTPException) as exc:
+        reason = type(exc).__name__ if not str(exc) else str(exc)
+        raise _TransferError(f"connection lost after {done} bytes ({reason})") from exc
+
+
+def _content_range(header: str) -> tuple[int, int | None]:
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", header)
+    if match is None:
+        raise _TransferError(f"server sent a bad Content-Range {header!r}")
+    total = match.group(2)
+    return int(match.group(1)), None if total == "*" else int(total)
+
+
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def _file_problem(path: Path, spec: WeightSpec) -> str | None:
+    """Full check of a file against the spec's size and digest; None when it matches."""
+    actual_size = path.stat().st_size
+    if spec.size is not None and actual_size != spec.size:
+        return f"size is {actual_size} bytes, expected {spec.size}"
+    algorithm, _, expected = spec.digest.partition(":")
+    actual = _hash_file(path, algorithm)
+    if actual != expected.lower():
+        return f"{algorithm} is {actual}, expected {expected}"
+    return None
+
+
+def _hash_file(path: Path, algorithm: str) -> str:
+    if algorithm == "gitblob":  # git hash-object: sha1 over a "blob <size>\0" header and the bytes
+        digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    else:
+        digest = hashlib.new(algorithm)
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_state_dict(
+    path: Path, *, key: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors of a checkpoint, unwrapped, plus its safetensors metadata ({} for pickles).
+
+    Pickled checkpoints load with ``weights_only=True``; files holding code are refused.
+    """
+    import torch
+
+    path = Path(path)
+    metadata: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        import safetensors
+        import safetensors.torch
+
+        try:
+            checkpoint: object = safetensors.torch.load_file(str(path), device="cpu")
+            with safetensors.safe_open(str(path), framework="pt") as file:
+                metadata = dict(file.metadata() or {})
+        except (safetensors.SafetensorError, OSError) as exc:
+            raise ModelError(
+                f"cannot read {path} as safetensors ({exc}); download it again"
+            ) from exc
+    else:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError as exc:
+            raise ModelError(f"checkpoint {path} does not exist; check the path") from exc
+        except Exception as exc:  # torch raises many types for a bad file; all mean the same here
+            raise _load_error(path, exc) from exc
+    return unwrap_state_dict(checkpoint, key=key), metadata
+
+
+def unwrap_state_dict(checkpoint: object, *, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The str -> Tensor state dict inside ``checkpoint``, without wrappers or ``module.`` prefixes.
+
+    ``key`` names the wrapper when known; otherwise ``WRAPPER_KEYS`` are tried in order, level
+    by level, until a mapping of tensors is reached.
+    """
+    import torch
+
+    current = checkpoint
+    if key and isinstance(current, Mapping) and key in current:
+        current = current[key]
+    for _ in range(len(WRAPPER_KEYS)):
+        if not isinstance(current, Mapping) or _holds_tensors(current, torch.Tensor):
+            break
+        wrappers = (current[k] for k in WRAPPER_KEYS if isinstance(current.get(k), Mapping))
+        inner = next(wrappers, None)
+        if inner is None:
+            break
+        current = inner
+
+    if not isinstance(current, Mapping) or not _holds_tensors(current, torch.Tensor):
+        found = sorted(map(str, current))[:8] if isinstance(current, Mapping) else []
+        what = f"keys {', '.join(found)}" if found else f"a {type(current).__name__}"
+        raise ModelError(
+            f"checkpoint holds no state dict of tensors (found {what}); "
+            "pass the right wrapper key or use a checkpoint saved from model.state_dict()"
+        )
+    return {
+        name.removeprefix("module."): tensor
+        for name, tensor in current.items()
+        if name != "_metadata"
+    }
+
+
+def _holds_tensors(mapping: Mapping[Any, Any], tensor_type: type) -> bool:
+    items = [(name, value) for name, value in mapping.items() if name != "_metadata"]
+    return bool(items) and all(
+        isinstance(name, str) and isinstance(value, tensor_type) for name, value in items
+    )
+
+
+def _load_error(path: Path, exc: Exception) -> ModelError:
+    message = str(exc)
+    refused = re.search(r"GLOBAL (\S+)", message)
+    if refused is not None:
+        return ModelError(
+            f"checkpoint {path} contains code or unknown objects ({refused.group(1)}) and imgan "
+            "will not run it; use a checkpoint of plain tensors (state_dict) or safetensors"
+        )
+    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return ModelError(
+        f"cannot read checkpoint {path} ({first_line[:200]}); it is damaged or not a PyTorch "
+        "checkpoint: delete it and download it again"
+    )
