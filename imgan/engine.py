@@ -1,0 +1,215 @@
+"""Run a model descriptor on whole images: device and precision choice, tiling, OOM and NaN recovery."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from imgan.descriptor import ModelDescriptor
+from imgan.errors import ImganError, UsageError
+from imgan.tiling import pad_to_multiple, run_tiled
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+MIN_TILE = 32
+CPU_MAX_TILE = 512
+
+
+def parse_devices(spec: str) -> list[torch.device]:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps`` or a comma list such as ``cuda:0,cuda:1``."""
+    devices = []
+    for part in (p.strip() for p in spec.split(",")):
+        if part in ("", "auto"):
+            if torch.cuda.is_available():
+                part = "cuda"
+            elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                part = "mps"
+            else:
+                part = "cpu"
+        try:
+            device = torch.device(part)
+        except RuntimeError as exc:
+            raise UsageError(f"--device {part!r} is not a device: use auto, cpu, cuda, cuda:N or mps") from exc
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise UsageError(f"--device {part}: CUDA is not available here; use --device cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise UsageError(
+                    f"--device {part}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+                )
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise UsageError(f"--device {part}: MPS is not available here; use --device cpu")
+        devices.append(device)
+    return devices
+
+
+def resolve_precision(precision: str, device: torch.device, descriptor: ModelDescriptor) -> torch.dtype:
+    """fp32 on CPU; fp16 on CUDA and MPS when the model allows half precision."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise UsageError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
+        return PRECISIONS[precision]
+    if device.type in ("cuda", "mps") and descriptor.supports_half:
+        return torch.float16
+    return torch.float32
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA, MPS and CPU allocator failures."""
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    if oom_type and isinstance(error, oom_type):
+        return True
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+    )
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes the next allocations can use on ``device``."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def auto_tile_size(descriptor: ModelDescriptor, device: torch.device, dtype: torch.dtype, batch_size: int) -> int:
+    """The largest tile whose activations fit in a quarter of the free memory (CPU capped at 512)."""
+    features = int(descriptor.params.get("num_features", 64))
+    element = torch.finfo(dtype).bits // 8
+    # A few live feature maps per input pixel plus the upscaled output.
+    per_pixel = element * (4 * features + 2 * descriptor.out_channels * descriptor.scale**2)
+    budget = available_memory(device) // 4
+    side = int(math.sqrt(budget / max(1, per_pixel * batch_size)))
+    if device.type != "cuda":
+        side = min(side, CPU_MAX_TILE)
+    side -= side % max(descriptor.size_multiple, 8)
+    return max(side, 2 * descriptor.tile_overlap, MIN_TILE)
+
+
+@dataclass
+class Engine:
+    """One model on one device; ``run`` maps a (1,C,H,W) [0,1] CPU image to the model's output."""
+
+    descriptor: ModelDescriptor
+    device: torch.device
+    precision: str = "auto"
+    tile_size: int | None = None  # None: auto; 0: whole image
+    batch_size: int = 4
+    dtype: torch.dtype = field(init=False)
+    _current_tile: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.dtype = resolve_precision(self.precision, self.device, self.descriptor)
+        self.descriptor.module.eval().requires_grad_(False)
+        self.descriptor.to(self.device, self.dtype)
+        if self.tile_size is None:
+            self._current_tile = auto_tile_size(self.descriptor, self.device, self.dtype, self.batch_size)
+        else:
+            self._current_tile = self.tile_size
+        if 0 < self._current_tile < self.min_tile:
+            log.info("tile %d is below twice the overlap; using %d", self._current_tile, self.min_tile)
+            self._current_tile = self.min_tile
+        log.debug("engine on %s %s, tile %s", self.device, self.dtype, self._current_tile)
+
+    @property
+    def min_tile(self) -> int:
+        """Smaller tiles would have to shrink the overlap, and seams would show."""
+        multiple = max(self.descriptor.size_multiple, 1)
+        return max(MIN_TILE, -(-2 * self.descriptor.tile_overlap // multiple) * multiple)
+
+    def replica(self, device: torch.device) -> Engine:
+        """A copy of this engine with its own weights on another device."""
+        module = copy.deepcopy(self.descriptor.module).float()
+        descriptor = copy.copy(self.descriptor)
+        descriptor.module = module
+        return Engine(descriptor, device, self.precision, self.tile_size, self.batch_size)
+
+    @torch.inference_mode()
+    def run(self, image: torch.Tensor) -> torch.Tensor:
+        """Run the model on a whole image, tiling as configured; returns float32 on the CPU."""
+        height, width = image.shape[-2:]
+        multiple = self.descriptor.size_multiple
+        padded = pad_to_multiple(image, multiple)
+        tile = self._current_tile if self.descriptor.tileable else 0
+        output = self._tiled(padded, tile)
+        scale = self.descriptor.scale
+        return output[..., : height * scale, : width * scale]
+
+    def _tiled(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
+        return run_tiled(
+            self._forward_safe,
+            image,
+            scale=self.descriptor.scale,
+            tile_size=tile_size,
+            overlap=self.descriptor.tile_overlap,
+            multiple=self.descriptor.size_multiple,
+            batch_size=self.batch_size,
+        )
+
+    def _forward_safe(self, batch: torch.Tensor) -> torch.Tensor:
+        """Forward a batch; on out-of-memory split the batch, then the tile, and retry only it."""
+        try:
+            return self._forward_checked(batch)
+        except Exception as error:  # noqa: BLE001 - only memory errors are handled here
+            if not is_out_of_memory(error):
+                raise
+        self._release_cached_memory()
+        if batch.shape[0] > 1:
+            self.batch_size = max(1, batch.shape[0] // 2)
+            log.warning("out of memory: batch size lowered to %d", self.batch_size)
+            return torch.cat([self._forward_safe(part) for part in batch.split(self.batch_size)])
+        side = max(batch.shape[-2:])
+        half = side // 2
+        half -= half % max(self.descriptor.size_multiple, 1)
+        if not self.descriptor.tileable or half < self.min_tile:
+            raise ImganError(
+                f"out of memory on {self.device} even with {side}px tiles; "
+                "use --device cpu, a smaller --tile, or --precision fp16"
+            )
+        log.warning("out of memory on %s: retrying this tile as %dpx tiles", self.device, half)
+        self._current_tile = min(self._current_tile or side, half)
+        return self._tiled(batch, half)
+
+    def _forward_checked(self, batch: torch.Tensor) -> torch.Tensor:
+        """Forward at the engine's precision; fall back to fp32 if the result is not finite."""
+        result = self._forward(batch, self.dtype)
+        if self.dtype != torch.float32 and not bool(torch.isfinite(result).all()):
+            log.warning("%s output had NaN/Inf values in %s; switching to fp32", self.descriptor.name,
+                        str(self.dtype).removeprefix("torch."))
+            self.dtype = torch.float32
+            self.descriptor.to(self.device, torch.float32)
+            result = self._forward(batch, torch.float32)
+        return result
+
+    def _forward(self, batch: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        inputs = batch.to(self.device, dtype, non_blocking=True)
+        return self.descriptor(inputs).float().to("cpu")
+
+    def _release_cached_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def resize_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """High-quality resize of (B,C,H,W): antialiased bicubic, clamped to [0,1]."""
+    if image.shape[-2:] == (height, width):
+        return image
+    antialias = height < image.shape[-2] or width < image.shape[-1]
+    resized = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False,
+                            antialias=antialias)
+    return resized.clamp(0.0, 1.0)

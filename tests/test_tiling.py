@@ -1,0 +1,168 @@
+"""Tiling invariants: coverage, blend weights, and tiled output equal to untiled output."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from imgan.descriptor import ModelDescriptor
+from imgan.engine import Engine
+from imgan.tiling import axis_weights, pad_to_multiple, plan_tiles, run_tiled, tile_starts
+
+
+class LocalNet(nn.Module):
+    """Three 3x3 convolutions (receptive radius 3) then a pixel shuffle to ``scale``."""
+
+    def __init__(self, scale: int, *, size_multiple: int = 1) -> None:
+        super().__init__()
+        self.scale = scale
+        self.size_multiple = size_multiple
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 3 * scale * scale, 3, padding=1),
+        )
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.shuffle(self.body(x)))
+
+
+def descriptor_for(module: nn.Module, *, scale: int, overlap: int = 16, multiple: int = 1) -> ModelDescriptor:
+    return ModelDescriptor(module=module, name="local", arch="test", task="upscale", scale=scale,
+                           size_multiple=multiple, tile_overlap=overlap)
+
+
+@pytest.mark.parametrize("length,tile,overlap,multiple", [
+    (100, 32, 8, 1), (97, 40, 12, 1), (64, 64, 8, 1), (30, 64, 8, 1), (200, 48, 16, 4), (1001, 128, 24, 2),
+])
+def test_tile_starts_cover_with_overlap(length: int, tile: int, overlap: int, multiple: int) -> None:
+    length -= length % multiple
+    starts = tile_starts(length, min(tile, length), overlap, multiple=multiple)
+    assert starts[0] == 0
+    assert starts[-1] + min(tile, length) == length
+    assert all(s % multiple == 0 for s in starts)
+    for before, after in itertools.pairwise(starts):
+        assert after > before
+        assert before + tile - after >= overlap
+
+
+def test_axis_weights_sum_to_one() -> None:
+    starts = tile_starts(300, 64, 16)
+    weights = axis_weights(300, starts, 64, 16)
+    total = torch.zeros(300)
+    for start, weight in zip(starts, weights, strict=True):
+        total[start : start + 64] += weight
+    assert torch.allclose(total, torch.ones(300), atol=1e-6)
+    # Interior tile edges carry no weight: their pixels saw zero padding, not neighbours.
+    assert weights[1][0] == 0 and weights[0][-1] == 0
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [(37, 53), (64, 41), (9, 11)])
+def test_tiled_equals_untiled(scale: int, size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    net = LocalNet(scale).eval()
+    image = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        whole = net(image)
+        tiled = run_tiled(net, image, scale=scale, tile_size=32, overlap=16, batch_size=3)
+    assert tiled.shape == whole.shape
+    # Receptive radius 3 is inside the discarded margin (16 // 4): the blend is exact.
+    assert (tiled - whole).abs().max().item() < 1e-5
+
+
+def test_plan_tiles_same_size_for_batching() -> None:
+    tiles = plan_tiles(70, 90, tile_size=32, overlap=8, scale=2)
+    assert {(t.height, t.width) for t in tiles} == {(32, 32)}
+    assert tiles[0].weight_y.shape == (64,)
+
+
+def test_pad_to_multiple_reflects_and_handles_tiny_images() -> None:
+    image = torch.rand(1, 3, 5, 6)
+    padded = pad_to_multiple(image, 4)
+    assert padded.shape[-2:] == (8, 8)
+    assert torch.equal(padded[..., :5, :6], image)
+    assert pad_to_multiple(torch.rand(1, 3, 1, 1), 4).shape[-2:] == (4, 4)
+
+
+@pytest.mark.parametrize("multiple", [2, 4])
+def test_engine_pads_to_size_multiple_and_crops_back(multiple: int) -> None:
+    torch.manual_seed(1)
+    net = LocalNet(2, size_multiple=multiple)
+    engine = Engine(descriptor_for(net, scale=2, multiple=multiple), torch.device("cpu"), tile_size=32)
+    image = torch.rand(1, 3, 45, 67)
+    result = engine.run(image)
+    assert result.shape == (1, 3, 90, 134)
+    with torch.no_grad():
+        reference = net(pad_to_multiple(image, multiple))[..., :90, :134]
+    assert (result - reference).abs().max().item() < 1e-5
+
+
+class OutOfMemoryAbove(nn.Module):
+    """A network that runs out of memory on batches larger than ``limit`` pixels."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.inner = LocalNet(2)
+        self.scale = 2
+        self.limit = limit
+        self.largest_seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+        if pixels > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.largest_seen = max(self.largest_seen, pixels)
+        return self.inner(x)
+
+
+def test_out_of_memory_halves_the_failing_tile_and_keeps_the_result(caplog: pytest.LogCaptureFixture) -> None:
+    torch.manual_seed(2)
+    net = OutOfMemoryAbove(limit=40 * 40)
+    engine = Engine(descriptor_for(net, scale=2), torch.device("cpu"), tile_size=64, batch_size=4)
+    image = torch.rand(1, 3, 100, 90)
+    with caplog.at_level(logging.WARNING, logger="imgan"):
+        result = engine.run(image)
+    with torch.no_grad():
+        reference = net.inner(image)
+    assert (result - reference).abs().max().item() < 1e-5
+    assert net.largest_seen <= 40 * 40
+    assert engine.batch_size == 1
+    assert engine._current_tile <= 32
+    assert "out of memory" in caplog.text
+
+
+def test_out_of_memory_at_the_smallest_tile_is_a_clear_error() -> None:
+    from imgan.errors import ImganError
+
+    engine = Engine(descriptor_for(OutOfMemoryAbove(limit=10), scale=2), torch.device("cpu"), tile_size=64)
+    with pytest.raises(ImganError, match="out of memory"):
+        engine.run(torch.rand(1, 3, 64, 64))
+
+
+class NaNInHalf(nn.Module):
+    """Gives NaN unless it runs in fp32, like fp16 overflow in some published models."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = LocalNet(1)
+        self.scale = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out if x.dtype == torch.float32 else out * float("nan")
+
+
+def test_non_finite_low_precision_output_falls_back_to_fp32(caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine(descriptor_for(NaNInHalf(), scale=1), torch.device("cpu"), precision="bf16", tile_size=0)
+    assert engine.dtype == torch.bfloat16
+    with caplog.at_level(logging.WARNING, logger="imgan"):
+        result = engine.run(torch.rand(1, 3, 16, 16))
+    assert bool(torch.isfinite(result).all())
+    assert engine.dtype == torch.float32
+    assert "switching to fp32" in caplog.text
