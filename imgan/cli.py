@@ -1,0 +1,359 @@
+"""The imgan command line: thin Typer commands that parse, call the library, map errors to exit codes.
+
+Nothing heavy is imported at module level, so ``imgan --help`` starts without torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from imgan import __version__
+from imgan.console import err, out, setup_logging
+from imgan.errors import ImganError, UsageError
+
+if TYPE_CHECKING:
+    from imgan.batch import Outcome
+
+app = typer.Typer(
+    name="imgan",
+    help="Run and train GANs on images: upscale (more commands are coming).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+models_app = typer.Typer(help="List, inspect, download and verify model weights.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Options shared by every model command.
+DeviceOption = Annotated[str, typer.Option(
+    "--device", help="auto, cpu, cuda, cuda:N, mps, or a comma list (cuda:0,cuda:1) to spread files.",
+    rich_help_panel="Runtime")]
+PrecisionOption = Annotated[str, typer.Option(
+    "--precision", help="auto (fp32 on CPU, fp16 on GPU), fp32, fp16 or bf16.", rich_help_panel="Runtime")]
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress or info messages; errors still go to stderr.",
+    rich_help_panel="Runtime")]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="One JSON object per output on stdout, for scripts.", rich_help_panel="Runtime")]
+DebugOption = Annotated[bool, typer.Option(
+    "--debug", help="Show tracebacks and debug logs.", rich_help_panel="Runtime")]
+TileOption = Annotated[str, typer.Option(
+    "--tile", help="Tile size in input pixels: auto (from free memory), 0 (whole image) or N.",
+    rich_help_panel="Runtime")]
+BatchOption = Annotated[int, typer.Option(
+    "--batch-size", min=1, help="Tiles per forward pass.", rich_help_panel="Runtime")]
+MaxPixelsOption = Annotated[int, typer.Option(
+    "--max-pixels", min=0, help="Refuse inputs larger than this many pixels (decompression-bomb "
+    "guard); 0 = no limit.", rich_help_panel="Input")]
+
+# Options shared by every command that writes images.
+OutOption = Annotated[str | None, typer.Option(
+    "--out", "-o", help="A directory, '-' for stdout, or a template with {stem} {ext} {scale} {model} "
+    "{relpath} {dir}. Default: {dir}/{stem}_x{scale}.{ext} (stdout for stdin).", rich_help_panel="Output")]
+FormatOption = Annotated[str, typer.Option(
+    "--format", "-f", help="png, jpg, webp, tiff, bmp, or same (as the input).", rich_help_panel="Output")]
+QualityOption = Annotated[int | None, typer.Option(
+    "--quality", min=1, max=100, help="JPEG/WebP quality (default 95).", rich_help_panel="Output")]
+SkipOption = Annotated[bool, typer.Option(
+    "--skip-existing", help="Skip inputs whose output already exists.", rich_help_panel="Output")]
+OverwriteOption = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace existing outputs (never an input file).", rich_help_panel="Output")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"imgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """imgan: run and train GANs on images."""
+
+
+@contextmanager
+def reporting(*, debug: bool) -> Iterator[None]:
+    """Turn domain errors into one line on stderr and an exit code (tracebacks with --debug)."""
+    try:
+        yield
+    except ImganError as error:
+        if debug:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _parse_tile(tile: str) -> int | None:
+    if tile == "auto":
+        return None
+    try:
+        size = int(tile)
+    except ValueError:
+        raise UsageError(f"--tile {tile!r}: use auto, 0 or a size in pixels") from None
+    if size < 0 or 0 < size < 32:
+        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least 32")
+    return size
+
+
+@contextmanager
+def _download_progress(*, quiet: bool) -> Iterator[Any]:
+    """A byte progress bar on stderr for weight downloads (nothing when quiet)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    if quiet:
+        yield None
+        return
+    with Progress(TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("download", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _report(outcomes: Iterable[Outcome], *, total: int, as_json: bool, quiet: bool,
+            debug: bool) -> int:
+    """Print each outcome (results on stdout, failures on stderr), a summary, and the exit code."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    show_bar = not quiet and err.is_terminal and total > 1
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=not show_bar) as progress:
+        task = progress.add_task("processing", total=total)
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+            progress.advance(task)
+            if as_json:
+                out.print_json(json.dumps(outcome.as_json()), indent=None)
+            elif outcome.status == "ok" and outcome.job.target is not None:
+                out.print(str(outcome.job.target), markup=False)
+            if outcome.status == "failed":
+                if debug and outcome.details:
+                    err.print(outcome.details, markup=False)
+                err.print(f"[red]failed:[/] {outcome.error}", markup=True, highlight=False)
+            elif outcome.status == "skipped" and not quiet and not as_json:
+                err.print(f"skipped: {outcome.job.source.name} (output exists)", markup=False)
+    if not quiet and total > 1:
+        err.print(f"{counts['ok']} done, {counts['skipped']} skipped, {counts['failed']} failed",
+                  markup=False)
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _stdout_bytes(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Image files, directories, globs ('photos/**/*.jpg'), or '-' for stdin.",
+        show_default=False)],
+    scale: Annotated[float | None, typer.Option(
+        "--scale", "-s", help="Output scale; default the model's own. Other factors resize the "
+        "model's output to the exact size.")] = None,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="A registry name (imgan models list) or a .pth/.safetensors file.")]
+    = "realesr-general-x4v3",
+    denoise: Annotated[float | None, typer.Option(
+        "--denoise", min=0.0, max=1.0, help="Denoise strength 0..1 for models with a denoise "
+        "companion (realesr-general-x4v3).")] = None,
+    alpha: Annotated[str, typer.Option(
+        "--alpha", help="Alpha channel: model (upscale it with the model), resize, or drop.")] = "model",
+    out_: OutOption = None,
+    format_: FormatOption = "same",
+    quality: QualityOption = None,
+    skip_existing: SkipOption = False,
+    overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = 178_956_970,
+    tile: TileOption = "auto",
+    batch_size: BatchOption = 4,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Upscale images with a super-resolution GAN (Real-ESRGAN family and your own models)."""
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        from imgan.batch import OutputOptions, file_reader, file_writer, plan_jobs, run_jobs
+        from imgan.engine import Engine, parse_devices
+        from imgan.models import load_model
+        from imgan.tasks.upscale import ALPHA_MODES, upscale_picture
+
+        if alpha not in ALPHA_MODES:
+            raise UsageError(f"--alpha {alpha!r}: use one of {', '.join(ALPHA_MODES)}")
+        if as_json and out_ == "-":
+            raise UsageError("--json and --out - both want stdout; choose one")
+        tile_size = _parse_tile(tile)
+        devices = parse_devices(device)
+        with _download_progress(quiet=quiet) as progress:
+            descriptor = load_model(model, task="upscale", denoise=denoise, progress=progress)
+        label = scale if scale is not None else float(descriptor.scale)
+        options = OutputOptions(out=out_, format=format_, quality=quality,
+                                skip_existing=skip_existing, overwrite=overwrite)
+        jobs, decided = plan_jobs(inputs, options, scale=label, model=descriptor.name)
+        if as_json is False and any(job.target is None for job in jobs) and sys.stdout.isatty():
+            raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
+        first = Engine(descriptor, devices[0], precision=precision, tile_size=tile_size,
+                       batch_size=batch_size)
+        engines = [first] + [first.replica(d) for d in devices[1:]]
+        workers = [
+            (lambda picture, engine=engine: upscale_picture(picture, engine, scale=scale, alpha=alpha))
+            for engine in engines
+        ]
+        outcomes = run_jobs(
+            jobs, workers,
+            read=file_reader(max_pixels=max_pixels or None, stdin=lambda: sys.stdin.buffer.read()),
+            write=file_writer(quality=quality, stdout=_stdout_bytes),
+        )
+        code = _report(itertools.chain(decided, outcomes), total=len(decided) + len(jobs),
+                       as_json=as_json, quiet=quiet, debug=debug)
+    raise typer.Exit(code)
+
+
+@models_app.command("list")
+def models_list(
+    task: Annotated[str | None, typer.Option("--task", help="Only models for this task.")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="A Markdown table (for the README).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the models in the registry."""
+    from imgan import hub
+
+    with reporting(debug=False):
+        specs = [s for s in hub.registry().values() if not s.hidden and (task is None or s.task == task)]
+        if as_json:
+            for spec in specs:
+                out.print_json(json.dumps(_spec_record(spec)), indent=None)
+        elif markdown:
+            out.print(_markdown_table(specs), markup=False)
+        else:
+            from rich.table import Table
+
+            table = Table("name", "task", "arch", "scale", "size", "licence", "cached", "description",
+                          box=None, header_style="bold")
+            for spec in specs:
+                table.add_row(spec.name, spec.task, spec.arch, f"x{spec.scale}", _human_size(spec.size),
+                              spec.license, "yes" if hub.cached_path(spec).exists() else "",
+                              spec.description)
+            out.print(table)
+
+
+def _human_size(size: int | None) -> str:
+    if not size:
+        return "?"
+    return f"{size / 1e6:.1f} MB"
+
+
+def _spec_record(spec: Any) -> dict[str, Any]:
+    from imgan import hub
+
+    return {
+        "name": spec.name, "task": spec.task, "arch": spec.arch, "params": dict(spec.params),
+        "scale": spec.scale, "urls": list(spec.urls), "digest": spec.digest, "size": spec.size,
+        "format": spec.format, "key": spec.key, "value_range": list(spec.value_range),
+        "license": spec.license, "source": spec.source, "paper": spec.paper,
+        "description": spec.description, "denoise_companion": spec.denoise_companion,
+        "path": str(hub.cached_path(spec)), "cached": hub.cached_path(spec).exists(),
+    }
+
+
+def _markdown_table(specs: list[Any]) -> str:
+    lines = ["| model | task | arch | scale | size | licence | description |",
+             "|---|---|---|---|---|---|---|"]
+    for spec in specs:
+        lines.append(f"| `{spec.name}` | {spec.task} | {spec.arch} | x{spec.scale} | "
+                     f"{_human_size(spec.size)} | {spec.license} | {spec.description} |")
+    return "\n".join(lines)
+
+
+@models_app.command("info")
+def models_info(name: Annotated[str, typer.Argument(help="A registry name.")],
+                as_json: JsonOption = False) -> None:
+    """Show everything the registry knows about one model."""
+    from imgan import hub
+
+    with reporting(debug=False):
+        record = _spec_record(hub.get_spec(name))
+        if as_json:
+            out.print_json(json.dumps(record), indent=None)
+            return
+        for key, value in record.items():
+            if value not in (None, "", [], {}):
+                out.print(f"[bold]{key:>17}[/]  {value}", markup=True, highlight=False)
+
+
+@models_app.command("download")
+def models_download(
+    names: Annotated[list[str], typer.Argument(help="Registry names.", show_default=False)],
+    quiet: QuietOption = False,
+) -> None:
+    """Download weights into the cache now (verified against their digest)."""
+    from imgan import hub
+
+    setup_logging(quiet=quiet)
+    failed = 0
+    for name in names:
+        try:
+            spec = hub.get_spec(name)
+            with _download_progress(quiet=quiet) as progress:
+                path = hub.fetch(spec, progress=progress)
+            out.print(str(path), markup=False)
+        except ImganError as error:
+            failed += 1
+            err.print(f"[red]failed:[/] {error}", markup=True, highlight=False)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Re-hash every cached weight file against the registry."""
+    from imgan import hub
+
+    with reporting(debug=False):
+        results = hub.verify_cache()
+    bad = 0
+    for name, path, ok, reason in results:
+        if ok:
+            out.print(f"ok      {name}  {path}", markup=False)
+        else:
+            bad += 1
+            out.print(f"BAD     {name}  {path}  ({reason})", markup=False)
+    if not results:
+        err.print("the cache is empty", markup=False)
+    raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
+
+
+@models_app.command("path")
+def models_path() -> None:
+    """Print the folder where weights are cached ($IMGAN_HOME/weights)."""
+    from imgan import hub
+
+    out.print(str(hub.weights_dir()), markup=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
