@@ -139,7 +139,7 @@ class Engine:
         descriptor.module = module
         return Engine(descriptor, device, self.precision, self.tile_size, self.batch_size)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers clamp and blend the result in place
     def run(self, image: torch.Tensor) -> torch.Tensor:
         """Run the model on a whole image, tiling as configured; returns float32 on the CPU."""
         height, width = image.shape[-2:]

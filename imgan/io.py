@@ -525,22 +525,21 @@ def _encode(picture: Picture, format: str, quality: int | None, *, label: str) -
 
 
 def _to_array(picture: Picture, format: str) -> np.ndarray:
-    """Processed tensors -> HWC uint8/uint16 array with 1-4 channels (L, LA, RGB, RGBA)."""
+    """Processed tensors -> HWC uint8/uint16 array with 1-4 channels (L, LA, RGB, RGBA).
+
+    Converted in bands of rows into one preallocated array, so a huge output needs no full-size
+    float temporaries beyond the tensors it came in.
+    """
     import numpy as np
     import torch
 
     rgb = picture.rgb
     if rgb.ndim != 4 or rgb.shape[:2] != (1, 3):
         raise ValueError(f"picture.rgb must have shape (1,3,H,W), not {tuple(rgb.shape)}")
-    colour = torch.nan_to_num(rgb.detach()[0].to("cpu", torch.float32)).clamp_(0, 1)
-    alpha = None
-    if picture.alpha is not None:
-        if tuple(picture.alpha.shape) != (1, 1, *rgb.shape[2:]):
-            raise ValueError(
-                f"picture.alpha must have shape (1,1,{rgb.shape[2]},{rgb.shape[3]}), "
-                f"not {tuple(picture.alpha.shape)}"
-            )
-        alpha = torch.nan_to_num(picture.alpha.detach()[0].to("cpu", torch.float32)).clamp_(0, 1)
+    height, width = rgb.shape[2:]
+    alpha = picture.alpha
+    if alpha is not None and tuple(alpha.shape) != (1, 1, height, width):
+        raise ValueError(f"picture.alpha must have shape (1,1,{height},{width}), not {tuple(alpha.shape)}")
     if alpha is not None and format not in _ALPHA_FORMATS:
         if format not in _alpha_warned:
             _alpha_warned.add(format)
@@ -548,15 +547,29 @@ def _to_array(picture: Picture, format: str) -> np.ndarray:
                 "%s: %s has no alpha channel; transparent areas are put on white "
                 "(said once per format)", picture.name, format,
             )
-        colour = colour * alpha + (1 - alpha)
-        alpha = None
-    if picture.grayscale:
-        weights = torch.tensor(_BT601_LUMA, dtype=torch.float32).view(3, 1, 1)
-        colour = (colour * weights).sum(0, keepdim=True).clamp_(0, 1)
-    planes = colour if alpha is None else torch.cat([colour, alpha])
+    keep_alpha = alpha is not None and format in _ALPHA_FORMATS
     sixteen = picture.bit_depth == 16 and format in _SIXTEEN_BIT_FORMATS
-    scaled = planes.permute(1, 2, 0).numpy() * np.float32(65535 if sixteen else 255)
-    return np.rint(scaled).astype(np.uint16 if sixteen else np.uint8)
+    peak = 65535.0 if sixteen else 255.0
+    channels = (1 if picture.grayscale else 3) + int(keep_alpha)
+    array = np.empty((height, width, channels), dtype=np.uint16 if sixteen else np.uint8)
+    luma = torch.tensor(_BT601_LUMA, dtype=torch.float32).view(3, 1, 1)
+    band = max(1, 4_000_000 // max(width, 1))
+    for top in range(0, height, band):
+        rows = slice(top, min(top + band, height))
+        colour = torch.nan_to_num(rgb.detach()[0, :, rows].to("cpu", torch.float32)).clamp_(0, 1)
+        planes = [colour]
+        if alpha is not None:
+            opacity = torch.nan_to_num(alpha.detach()[0, :, rows].to("cpu", torch.float32)).clamp_(0, 1)
+            if keep_alpha:
+                planes.append(opacity)
+            else:
+                colour = colour * opacity + (1 - opacity)
+        if picture.grayscale:
+            colour = (colour * luma).sum(0, keepdim=True).clamp_(0, 1)
+        planes[0] = colour
+        values = torch.cat(planes).permute(1, 2, 0).mul_(peak).round_()
+        array[rows] = values.numpy()
+    return array
 
 
 def _icc_for_output(picture: Picture, *, channels: int, format: str) -> bytes | None:

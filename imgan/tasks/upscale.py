@@ -35,12 +35,12 @@ def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = N
     height, width = picture.rgb.shape[-2:]
     target = output_size(height, width, factor)
 
-    rgb = resize_to(engine.run(picture.rgb).clamp(0.0, 1.0), *target)
+    rgb = resize_to(engine.run(picture.rgb).clamp_(0.0, 1.0), *target)
     alpha_out = None
     if picture.alpha is not None and alpha != "drop":
         constant = bool(picture.alpha.min() == picture.alpha.max())
         if alpha == "model" and not constant:
-            grey = engine.run(picture.alpha.expand(-1, 3, -1, -1)).clamp(0.0, 1.0)
+            grey = engine.run(picture.alpha.expand(-1, 3, -1, -1)).clamp_(0.0, 1.0)
             alpha_out = resize_to(grey.mean(dim=1, keepdim=True), *target)
         else:
             alpha_out = resize_to(picture.alpha, *target)
