@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgan.errors import ImganError
+from imgan.errors import ImganError, OutputError
 from imgan.io import Picture
 from imgan.paths import Source
 
@@ -63,6 +63,8 @@ class Outcome:
 def describe_error(job: Job, error: BaseException) -> str:
     """One line naming the file: domain errors as they are, anything else with its type."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, OutputError):
+        return f"{job.source.name} -> {text}"
     if isinstance(error, ImganError):
         return text if text.startswith(job.source.name) else f"{job.source.name}: {text}"
     return f"{job.source.name}: {type(error).__name__}: {text}"
@@ -149,7 +151,7 @@ def plan_jobs(
     arguments: list[str], options: OutputOptions, *, scale: float, model: str
 ) -> tuple[list[Job], list[Outcome]]:
     """Jobs for every input, and the outcomes already decided (no match, skipped, refused)."""
-    from imgan.errors import OutputError, UsageError
+    from imgan.errors import UsageError
     from imgan.paths import STDIO, check_target, expand_inputs, output_format, render_output
 
     sources, unmatched = expand_inputs(arguments)

@@ -51,8 +51,9 @@ DebugOption = Annotated[bool, typer.Option(
 TileOption = Annotated[str, typer.Option(
     "--tile", help="Tile size in input pixels: auto (from free memory), 0 (whole image) or N.",
     rich_help_panel="Runtime")]
-BatchOption = Annotated[int, typer.Option(
-    "--batch-size", min=1, help="Tiles per forward pass.", rich_help_panel="Runtime")]
+BatchOption = Annotated[int | None, typer.Option(
+    "--batch-size", min=1, help="Tiles per forward pass (default: 1 on CPU, 4 on GPU).",
+    rich_help_panel="Runtime")]
 MaxPixelsOption = Annotated[int, typer.Option(
     "--max-pixels", min=0, help="Refuse inputs larger than this many pixels (decompression-bomb "
     "guard); 0 = no limit.", rich_help_panel="Input")]
@@ -117,7 +118,7 @@ def _download_progress(*, quiet: bool) -> Iterator[Any]:
     """A byte progress bar on stderr for weight downloads (nothing when quiet)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    if quiet:
+    if quiet or not err.is_terminal:
         yield None
         return
     with Progress(TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
@@ -187,7 +188,7 @@ def upscale(
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = 178_956_970,
     tile: TileOption = "auto",
-    batch_size: BatchOption = 4,
+    batch_size: BatchOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     quiet: QuietOption = False,
@@ -252,12 +253,16 @@ def models_list(
         else:
             from rich.table import Table
 
-            table = Table("name", "task", "arch", "scale", "size", "licence", "cached", "description",
-                          box=None, header_style="bold")
+            table = Table(box=None, header_style="bold")
+            for column in ("name", "task", "arch", "scale", "size", "licence", "cached"):
+                table.add_column(column, no_wrap=True)
+            table.add_column("description", min_width=20)
             for spec in specs:
                 table.add_row(spec.name, spec.task, spec.arch, f"x{spec.scale}", _human_size(spec.size),
                               spec.license, "yes" if hub.cached_path(spec).exists() else "",
                               spec.description)
+            if not out.is_terminal:  # piped: do not squeeze the table into 80 columns
+                out.width = max(out.width, 160)
             out.print(table)
 
 

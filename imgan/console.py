@@ -5,18 +5,34 @@ from __future__ import annotations
 import logging
 
 from rich.console import Console
-from rich.logging import RichHandler
+from rich.markup import escape
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
+_LEVEL_STYLES = {logging.WARNING: "yellow", logging.ERROR: "red", logging.CRITICAL: "red"}
+
+
+class _ConsoleHandler(logging.Handler):
+    """One line per record on stderr: 'warning: ...' in colour, info as plain text."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = escape(record.getMessage())
+            style = _LEVEL_STYLES.get(record.levelno)
+            if style:
+                message = f"[{style}]{record.levelname.lower()}:[/] {message}"
+            elif record.levelno < logging.INFO:
+                message = f"[dim]{record.name}: {message}[/]"
+            err.print(message, markup=True, highlight=False)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
 
 def setup_logging(*, quiet: bool = False, debug: bool = False) -> None:
-    """Route library logging to stderr through Rich; quiet keeps warnings and errors only."""
+    """Route library logging to stderr; quiet keeps warnings and errors only."""
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    handler = RichHandler(console=err, show_time=False, show_path=debug, markup=False,
-                          rich_tracebacks=debug)
     root = logging.getLogger("imgan")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_ConsoleHandler()]
     root.setLevel(level)
     root.propagate = False

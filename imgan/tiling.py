@@ -51,6 +51,17 @@ def tile_starts(length: int, tile: int, overlap: int, *, multiple: int = 1) -> l
     return [multiple * round(index * span / (count - 1)) for index in range(count)]
 
 
+def fit_tile(length: int, tile: int, overlap: int, *, multiple: int = 1) -> int:
+    """The smallest tile (multiple of ``multiple``, at most ``tile``) that covers ``length`` with
+    as few tiles as ``tile`` itself would need: no work is wasted on needless overlap."""
+    if tile >= length:
+        return length
+    count = max(2, math.ceil((length - overlap) / (tile - overlap)))
+    fitted = math.ceil((length + (count - 1) * overlap) / count)
+    fitted = -(-fitted // multiple) * multiple
+    return min(tile, fitted)
+
+
 def _ramp(length: int, overlap: int) -> torch.Tensor:
     """Weights for the ``overlap`` pixels at a tile's interior edge: zero, cosine ramp, one."""
     margin = overlap // 4
@@ -95,8 +106,9 @@ def plan_tiles(
 ) -> list[Tile]:
     """Cover an input of ``height`` x ``width`` (multiples of ``multiple``) with equal-sized tiles."""
     tile_size = max(multiple, tile_size - tile_size % multiple)
-    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    overlap = min(overlap, min(tile_h, tile_w) // 2)
+    overlap = min(overlap, min(tile_size, height, width) // 2)
+    tile_h = fit_tile(height, tile_size, overlap, multiple=multiple)
+    tile_w = fit_tile(width, tile_size, overlap, multiple=multiple)
     starts_y = tile_starts(height, tile_h, overlap, multiple=multiple)
     starts_x = tile_starts(width, tile_w, overlap, multiple=multiple)
     weights_y = axis_weights(height * scale, [s * scale for s in starts_y], tile_h * scale, overlap * scale)

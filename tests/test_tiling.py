@@ -76,10 +76,21 @@ def test_tiled_equals_untiled(scale: int, size: tuple[int, int]) -> None:
     assert (tiled - whole).abs().max().item() < 1e-5
 
 
-def test_plan_tiles_same_size_for_batching() -> None:
+def test_plan_tiles_same_size_for_batching_and_no_wasted_overlap() -> None:
     tiles = plan_tiles(70, 90, tile_size=32, overlap=8, scale=2)
-    assert {(t.height, t.width) for t in tiles} == {(32, 32)}
-    assert tiles[0].weight_y.shape == (64,)
+    sizes = {(t.height, t.width) for t in tiles}
+    assert len(sizes) == 1
+    height, width = sizes.pop()
+    assert height <= 32 and width <= 32
+    assert tiles[0].weight_y.shape == (2 * height,)
+    # 3 x 4 tiles, shrunk from 32 to the least size that still covers the image.
+    assert len(tiles) == 12 and (height, width) == (29, 29)
+
+
+def test_tiles_shrink_instead_of_adding_overlap() -> None:
+    # 768 px in tiles of at most 384 with overlap 32 needs 3 tiles; they are 278 px, not 384.
+    tiles = plan_tiles(768, 768, tile_size=384, overlap=32, scale=1)
+    assert len(tiles) == 9 and tiles[0].height == 278
 
 
 def test_pad_to_multiple_reflects_and_handles_tiny_images() -> None:
@@ -123,17 +134,17 @@ class OutOfMemoryAbove(nn.Module):
 
 def test_out_of_memory_halves_the_failing_tile_and_keeps_the_result(caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(2)
-    net = OutOfMemoryAbove(limit=40 * 40)
-    engine = Engine(descriptor_for(net, scale=2), torch.device("cpu"), tile_size=64, batch_size=4)
-    image = torch.rand(1, 3, 100, 90)
+    net = OutOfMemoryAbove(limit=70 * 70)
+    engine = Engine(descriptor_for(net, scale=2), torch.device("cpu"), tile_size=128, batch_size=4)
+    image = torch.rand(1, 3, 200, 180)
     with caplog.at_level(logging.WARNING, logger="imgan"):
         result = engine.run(image)
     with torch.no_grad():
         reference = net.inner(image)
     assert (result - reference).abs().max().item() < 1e-5
-    assert net.largest_seen <= 40 * 40
+    assert net.largest_seen <= 70 * 70
     assert engine.batch_size == 1
-    assert engine._current_tile <= 32
+    assert engine._current_tile <= 64
     assert "out of memory" in caplog.text
 
 
