@@ -1,6 +1,7 @@
 """Published weights: pretrained.toml -> specs; download, cache, verify and load them safely.
 
-Every file is pinned by a full digest. Downloads resume from a ``.part`` file, fall back to mirrors,
+Every file is pinned by a full digest (or, where upstream publishes only that, the first digits of
+its sha256, plus its size). Downloads resume from a ``.part`` file, fall back to mirrors,
 hold a file lock so parallel processes download once, and only a verified file ever reaches its
 final path. Checkpoints load with ``torch.load(weights_only=True)``: imgan never runs pickled code.
 """
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("pth", "safetensors", "torchscript")
 DIGEST_HEX_LENGTHS = {"sha256": 64, "md5": 32, "gitblob": 40}
+# Digests of which upstream published only the first hex digits (torchvision names its files
+# "<name>-<first 8 hex of sha256>.pth"): algorithm, and the fewest digits accepted.
+PREFIX_DIGESTS = {"sha256-prefix": ("sha256", 8)}
 # Wrapper keys tried in order when a checkpoint nests its state dict (BasicSR, Lightning, GANs).
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "generator", "netG", "G")
 
@@ -72,6 +76,7 @@ class WeightSpec:
     description: str
     denoise_companion: str | None = None
     hidden: bool = False
+    embedded: str | None = None  # path inside the imgan package for weights shipped with it
 
     def __post_init__(self) -> None:
         problems = _spec_problems(self)
@@ -81,7 +86,7 @@ class WeightSpec:
     @property
     def filename(self) -> str:
         """Name of the cached file: the last path component of the primary URL."""
-        return _url_filename(self.urls[0])
+        return Path(self.embedded).name if self.embedded else _url_filename(self.urls[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +108,7 @@ _REQUIRED_FIELDS: dict[str, type] = {
     "paper": str,
     "description": str,
 }
-_OPTIONAL_FIELDS: dict[str, type] = {"size": int, "denoise_companion": str, "hidden": bool}
+_OPTIONAL_FIELDS: dict[str, type] = {"size": int, "denoise_companion": str, "hidden": bool, "embedded": str}
 
 
 def registry(path: Path | None = None) -> dict[str, WeightSpec]:
@@ -204,6 +209,7 @@ def _spec_from_table(path: Path, name: str, table: dict[str, Any]) -> WeightSpec
             description=table["description"],
             denoise_companion=table.get("denoise_companion"),
             hidden=table.get("hidden", False),
+            embedded=table.get("embedded"),
         )
     except ModelError as exc:
         raise _table_error(path, name, str(exc).split(": ", 1)[-1]) from exc
@@ -211,18 +217,17 @@ def _spec_from_table(path: Path, name: str, table: dict[str, Any]) -> WeightSpec
 
 def _spec_problems(spec: WeightSpec) -> list[str]:
     problems: list[str] = []
-    if not spec.urls:
-        problems.append("urls is empty")
+    if not spec.urls and not spec.embedded:
+        problems.append("urls is empty (and the weights are not embedded)")
     for url in spec.urls:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             problems.append(f"URL {url!r} is not http(s)")
         elif _url_filename(url) in ("", ".", ".."):
             problems.append(f"URL {url!r} does not end in a file name")
-    algorithm, _, hexdigest = spec.digest.partition(":")
-    length = DIGEST_HEX_LENGTHS.get(algorithm)
-    if length is None or len(hexdigest) != length or re.fullmatch(r"[0-9a-f]+", hexdigest) is None:
+    if not _digest_is_well_formed(spec.digest):
         problems.append(
-            f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex> or gitblob:<40 hex>"
+            f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex>, gitblob:<40 hex> "
+            "or sha256-prefix:<8 to 64 hex>"
         )
     if spec.size is not None and spec.size <= 0:
         problems.append(f"size {spec.size} is not positive")
@@ -233,6 +238,16 @@ def _spec_problems(spec: WeightSpec) -> list[str]:
     if len(spec.value_range) != 2 or spec.value_range[0] >= spec.value_range[1]:
         problems.append(f"value_range {spec.value_range} is not [low, high]")
     return problems
+
+
+def _digest_is_well_formed(digest: str) -> bool:
+    algorithm, _, hexdigest = digest.partition(":")
+    if re.fullmatch(r"[0-9a-f]+", hexdigest) is None:
+        return False
+    if algorithm in PREFIX_DIGESTS:
+        full_algorithm, fewest = PREFIX_DIGESTS[algorithm]
+        return fewest <= len(hexdigest) <= DIGEST_HEX_LENGTHS[full_algorithm]
+    return len(hexdigest) == DIGEST_HEX_LENGTHS.get(algorithm)
 
 
 def _table_error(path: Path, name: str, problem: str) -> ModelError:
@@ -263,7 +278,9 @@ def weights_dir() -> Path:
 
 
 def cached_path(spec: WeightSpec) -> Path:
-    """Where the verified file for ``spec`` lives once fetched."""
+    """Where the verified file for ``spec`` lives once fetched (inside the package if embedded)."""
+    if spec.embedded:
+        return Path(__file__).resolve().parent / spec.embedded
     return weights_dir() / spec.filename
 
 
@@ -278,6 +295,8 @@ def fetch(
     problem = _cached_problem(target, spec)
     if problem is None:
         return target
+    if spec.embedded:
+        raise ModelError(f"model '{spec.name}' ships with imgan but {target}: {problem}; reinstall imgan")
     if _offline():
         raise OfflineError(
             f"model '{spec.name}' is not in the cache and IMGAN_OFFLINE is set: "
@@ -469,6 +488,12 @@ def _file_problem(path: Path, spec: WeightSpec) -> str | None:
     if spec.size is not None and actual_size != spec.size:
         return f"size is {actual_size} bytes, expected {spec.size}"
     algorithm, _, expected = spec.digest.partition(":")
+    if algorithm in PREFIX_DIGESTS:  # only the first digits are published: compare those
+        full_algorithm = PREFIX_DIGESTS[algorithm][0]
+        actual = _hash_file(path, full_algorithm)
+        if not actual.startswith(expected.lower()):
+            return f"{full_algorithm} is {actual}, expected one starting with {expected}"
+        return None
     actual = _hash_file(path, algorithm)
     if actual != expected.lower():
         return f"{algorithm} is {actual}, expected {expected}"

@@ -37,11 +37,14 @@ from imgan.hub import (
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-WELL_FORMED_DIGEST = r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}"
+WELL_FORMED_DIGEST = (
+    r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}|sha256-prefix:[0-9a-f]{8,64}"
+)
 ARCH_PARAMS = {
     "rrdbnet": {"in_channels", "out_channels", "num_features", "num_blocks", "num_grow", "scale"},
     "srvgg": {"in_channels", "out_channels", "num_features", "num_conv", "scale", "act"},
     "srresnet": {"in_channels", "out_channels", "num_features", "num_blocks", "scale"},
+    "vgg19": set(),  # the perceptual-loss feature extractor: fixed torchvision architecture
 }
 
 
@@ -397,6 +400,32 @@ def test_md5_and_git_blob_digests_are_verified(
         fetch(bad)
 
 
+def test_sha256_prefix_digest_is_verified_by_its_first_digits(
+    server: FileServer, checkpoint: bytes
+) -> None:
+    prefix = hashlib.sha256(checkpoint).hexdigest()[:8]
+    server.files["/good.pth"] = checkpoint
+    server.files["/bad.pth"] = checkpoint[:-1] + bytes([checkpoint[-1] ^ 1])
+    good = make_spec(server.url("/good.pth"), content=checkpoint, digest=f"sha256-prefix:{prefix}")
+    bad = make_spec(server.url("/bad.pth"), content=checkpoint, digest=f"sha256-prefix:{prefix}")
+
+    assert fetch(good).read_bytes() == checkpoint
+    with pytest.raises(DownloadError, match=f"expected one starting with {prefix}"):
+        fetch(bad)
+
+
+@pytest.mark.parametrize("digest", ["sha256-prefix:dcbb9e9", "sha256-prefix:" + "a" * 65])
+def test_sha256_prefix_digest_needs_8_to_64_hex_digits(digest: str, checkpoint: bytes) -> None:
+    with pytest.raises(ModelError, match="sha256-prefix:<8 to 64 hex>"):
+        make_spec("https://example.invalid/tiny.pth", content=checkpoint, digest=digest)
+
+
+def test_vgg19_entry_is_listed_for_the_perceptual_task() -> None:
+    spec = get_spec("vgg19-imagenet")
+    assert (spec.task, spec.hidden, spec.digest) == ("perceptual", False, "sha256-prefix:dcbb9e9d")
+    assert spec.filename == "vgg19-dcbb9e9d.pth"
+
+
 _CHILD = """
 import json, logging, sys
 from imgan.hub import WeightSpec, fetch
@@ -574,8 +603,8 @@ def test_real_registry_entries_are_well_formed() -> None:
         assert spec.urls and all(url.startswith("https://") for url in spec.urls), name
         assert spec.size is not None and spec.size > 0, name
         assert set(spec.params) == ARCH_PARAMS[spec.arch], name
-        assert spec.params["scale"] == spec.scale, name
-        assert spec.key in ("params", "params_ema"), name
+        assert spec.params.get("scale", 1) == spec.scale, name
+        assert spec.key in ("params", "params_ema", ""), name  # "": a plain state dict
 
 
 def test_real_registry_denoise_companion_is_hidden_and_compatible() -> None:
