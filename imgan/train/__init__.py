@@ -1,0 +1,1 @@
+"""Training: on-the-fly data and degradations, losses, the training loop, checkpoints."""
