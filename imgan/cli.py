@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="imgan",
-    help="Run and train GANs on images: upscale (more commands are coming).",
+    help="Run and train GANs on images: upscale, train, evaluate, manage weights.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,6 +32,9 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List, inspect, download and verify model weights.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+from imgan.train.commands import train_app  # noqa: E402 - the train sub-app; imports no torch
+
+app.add_typer(train_app, name="train")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -261,9 +264,14 @@ def models_list(
                 table.add_row(spec.name, spec.task, spec.arch, f"x{spec.scale}", _human_size(spec.size),
                               spec.license, "yes" if hub.cached_path(spec).exists() else "",
                               spec.description)
-            if not out.is_terminal:  # piped: do not squeeze the table into 80 columns
-                out.width = max(out.width, 160)
-            out.print(table)
+            _print_table(table)
+
+
+def _print_table(table: Any) -> None:
+    """A Rich table on stdout; piped, it is not squeezed into 80 columns."""
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    out.print(table)
 
 
 def _human_size(size: int | None) -> str:
@@ -357,6 +365,142 @@ def models_path() -> None:
     from imgan import hub
 
     out.print(str(hub.weights_dir()), markup=False)
+
+
+@app.command("eval")
+def eval_(
+    pred: Annotated[str | None, typer.Option(
+        "--pred", help="Folder of results to score against --ref.", show_default=False)] = None,
+    ref: Annotated[str | None, typer.Option(
+        "--ref", help="Folder of references; files pair by relative path and stem, any extension "
+        "(a result named <stem>_x4 also matches <stem>).", show_default=False)] = None,
+    shave: Annotated[int, typer.Option(
+        "--shave", min=0, help="Pixels cut off every border before scoring --pred (the scale for "
+        "SR results: 4 at x4).")] = 0,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Run the held-out protocol with this model: a registry name or a "
+        ".pth/.safetensors file.", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="Folder of high-resolution images for --model.", show_default=False)] = None,
+    scale: Annotated[int | None, typer.Option(
+        "--scale", "-s", min=1, help="Protocol scale for --model (default: the model's own).")] = None,
+    tile: TileOption = "auto",
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Score super-resolution: PSNR and SSIM on luma (BT.601), as SR papers do.
+
+    [b]--pred DIR --ref DIR[/]  score results against same-size references.
+    [b]--model NAME --data DIR[/]  run the held-out protocol: box-downscale each
+    image to at most 1536 px, centre-crop 512, shrink by the scale (Pillow
+    bicubic), then score the model and a bicubic upscale on the crop with a
+    border of the scale shaved off.
+    """
+    setup_logging(quiet=quiet, debug=debug)
+    failed = 0
+    with reporting(debug=debug):
+        from imgan.tasks import evaluate
+
+        folders, protocol = pred is not None or ref is not None, model is not None or data is not None
+        if folders == protocol or (folders and (pred is None or ref is None)) or (
+                protocol and (model is None or data is None)):
+            raise UsageError("use either --pred DIR --ref DIR, or --model NAME --data DIR")
+        if protocol and shave:
+            raise UsageError("--shave is for --pred; the protocol shaves the scale (4 at x4)")
+
+        def number(value: float) -> float | None:  # JSON has no infinity: identical images give null
+            return None if value == float("inf") else round(value, 6)
+
+        def scores(row: evaluate.EvalRow) -> dict[str, float | None]:
+            return {"psnr": number(row.psnr), "ssim": number(row.ssim)}
+
+        def fail(message: str) -> None:
+            nonlocal failed
+            failed += 1
+            err.print(f"[red]failed:[/] {message}", markup=True, highlight=False)
+
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold")
+        if folders:
+            assert pred is not None and ref is not None
+            pairs, problems = evaluate.pair_folders(pred, ref)
+            for problem in problems:
+                fail(problem)
+            rows: list[evaluate.EvalRow] = []
+            for name, predicted, reference in pairs:
+                try:
+                    row = evaluate.score_files(predicted, reference, shave=shave, name=name)
+                except ImganError as error:
+                    fail(str(error))
+                    continue
+                rows.append(row)
+                if as_json:
+                    out.print_json(json.dumps({"name": row.name, **scores(row)}), indent=None)
+            if rows:
+                mean = evaluate.mean_row(rows)
+                if as_json:
+                    out.print_json(json.dumps({"name": "mean", **scores(mean), "count": len(rows)}),
+                                   indent=None)
+                else:
+                    for column in ("image", "PSNR (dB)", "SSIM"):
+                        table.add_column(column, justify="left" if column == "image" else "right")
+                    for row in [*rows, mean]:
+                        table.add_row(row.name, f"{row.psnr:.2f}", f"{row.ssim:.4f}",
+                                      style="bold" if row is mean else None)
+        else:
+            assert model is not None and data is not None
+            from imgan.engine import Engine, parse_devices
+            from imgan.io import read_picture
+            from imgan.models import load_model
+
+            devices = parse_devices(device)
+            if len(devices) > 1:
+                raise UsageError(f"--device {device}: eval runs on one device; name one")
+            images = evaluate.list_images(data)
+            with _download_progress(quiet=quiet) as progress:
+                descriptor = load_model(model, task="upscale", progress=progress)
+            factor = descriptor.scale if scale is None else scale
+            if factor != descriptor.scale:
+                raise UsageError(f"--scale {scale}: {descriptor.name} is a x{descriptor.scale} model")
+            engine = Engine(descriptor, devices[0], precision=precision, tile_size=_parse_tile(tile))
+            results: dict[str, list[evaluate.EvalRow]] = {"bicubic": [], "model": []}
+            for name, path in images:
+                if not quiet:
+                    err.print(f"evaluating {name}", markup=False)
+                try:
+                    baseline, scored = evaluate.evaluate_image(
+                        engine.run, read_picture(path).rgb, name=name, scale=factor)
+                except ImganError as error:
+                    fail(str(error))
+                    continue
+                results["bicubic"].append(baseline)
+                results["model"].append(scored)
+                if as_json:
+                    out.print_json(json.dumps({"name": name, "bicubic": scores(baseline),
+                                               "model": scores(scored)}), indent=None)
+            if results["model"]:
+                means = {kind: evaluate.mean_row(rows) for kind, rows in results.items()}
+                if as_json:
+                    out.print_json(json.dumps({"name": "mean", "bicubic": scores(means["bicubic"]),
+                                               "model": scores(means["model"]),
+                                               "count": len(results["model"])}), indent=None)
+                else:
+                    table.add_column("image")
+                    for column in ("bicubic PSNR", "SSIM", f"{descriptor.name} PSNR", "SSIM"):
+                        table.add_column(column, justify="right")
+                    lines = [*zip(results["bicubic"], results["model"], strict=True),
+                             (means["bicubic"], means["model"])]
+                    for baseline, scored in lines:
+                        table.add_row(scored.name, f"{baseline.psnr:.2f}", f"{baseline.ssim:.4f}",
+                                      f"{scored.psnr:.2f}", f"{scored.ssim:.4f}",
+                                      style="bold" if scored is means["model"] else None)
+        if table.columns:
+            _print_table(table)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 def main() -> None:

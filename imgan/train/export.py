@@ -1,0 +1,51 @@
+"""Turn a training run into a ``.safetensors`` model that ``imgan upscale --model`` loads as is.
+
+The file holds the EMA generator (the live one when the run had no EMA) and the metadata
+``imgan.models`` reads: arch, params (JSON), scale, value_range, task, plus family, step
+and imgan_version for the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from imgan import __version__
+from imgan.errors import ImganError
+from imgan.train.checkpoint import find_checkpoint, load_checkpoint, write_atomically
+
+__all__ = ["export_run"]
+
+log = logging.getLogger(__name__)
+
+
+def export_run(location: Path, out: Path) -> Path:
+    """Write the generator of a run directory (its latest checkpoint) or of one checkpoint file to ``out``."""
+    import safetensors.torch
+
+    if out.suffix != ".safetensors":
+        raise ImganError(f"{out}: the exported model is a safetensors file; end the name in .safetensors")
+    path = find_checkpoint(location)
+    state = load_checkpoint(path)
+    record = state.get("export")
+    modules = state.get("modules", {})
+    if not isinstance(record, dict) or record.get("module") not in modules:
+        raise ImganError(f"{path}: the checkpoint does not say which network to export")
+    tensors = {name: (tensor.float() if tensor.is_floating_point() else tensor).contiguous().clone()
+               for name, tensor in modules[record["module"]].items()}
+    metadata = {
+        "arch": str(record["arch"]),
+        "params": json.dumps(record["params"], sort_keys=True),
+        "scale": str(record["scale"]),
+        "value_range": json.dumps([float(value) for value in record["value_range"]]),
+        "task": str(record["task"]),
+        "family": str(record.get("family", "")),
+        "step": str(state["step"]),
+        "imgan_version": __version__,
+        "source": "imgan train",
+    }
+    data = safetensors.torch.save(tensors, metadata=metadata)
+    write_atomically(out, data)
+    log.info("exported %s (%s, step %s) to %s", record["module"], record["arch"], state["step"], out)
+    return out
