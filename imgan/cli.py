@@ -178,7 +178,7 @@ def upscale(
         "model's output to the exact size.")] = None,
     model: Annotated[str, typer.Option(
         "--model", "-m", help="A registry name (imgan models list) or a .pth/.safetensors file.")]
-    = "realesr-general-x4v3",
+    = "imgan-sr-x4",
     denoise: Annotated[float | None, typer.Option(
         "--denoise", min=0.0, max=1.0, help="Denoise strength 0..1 for models with a denoise "
         "companion (realesr-general-x4v3).")] = None,

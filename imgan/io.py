@@ -15,14 +15,11 @@ module stays cheap.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import logging
 import os
-import stat
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from imgan.errors import InputError, OutputError
+from imgan.files import write_atomically
 
 if TYPE_CHECKING:
     import numpy as np
@@ -498,7 +496,7 @@ def write_picture(
     label = os.fspath(path)
     name = format_for_path(target) if format is None else _output_format(format, label=label)
     data = _encode(picture, name, quality, label=label)
-    _write_atomically(target, data, label=label)
+    write_atomically(target, data, label=label)
 
 
 def _encode(picture: Picture, format: str, quality: int | None, *, label: str) -> bytes:
@@ -660,61 +658,6 @@ def _add_png_metadata(png: bytes, *, icc: bytes | None, exif: bytes | None) -> b
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return (struct.pack(">I", len(payload)) + kind + payload
             + struct.pack(">I", zlib.crc32(kind + payload)))
-
-
-def _write_atomically(target: Path, data: bytes, *, label: str) -> None:
-    """Write to a temporary file beside ``target``, fsync, then rename over it."""
-    if target.is_dir():
-        raise OutputError(f"{label}: is a directory; give a file name to write to")
-    folder = target.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(
-            dir=folder, prefix=f".{target.name[:100]}.", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise OutputError(
-            f"{label}: cannot create a file in {folder} ({_reason(exc)}); check that the "
-            "folder is writable"
-        ) from exc
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, _new_file_mode(target))
-        os.replace(temporary, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise OutputError(
-                f"{label}: cannot write the file ({_reason(exc)}); check free space and "
-                "permissions"
-            ) from exc
-        raise
-
-
-def _new_file_mode(target: Path) -> int:
-    """Permissions for the written file: those of the file it replaces, else 0666 & ~umask."""
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-@functools.cache
-def _umask() -> int:
-    try:  # Linux shows it without changing it
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------- helpers

@@ -21,12 +21,11 @@ import logging
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from imgan.errors import ImganError, OutputError
+from imgan.errors import ImganError
+from imgan.files import write_atomically
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -42,28 +41,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
-
-
-def write_atomically(path: Path, data: bytes | Callable[[IO[bytes]], None]) -> None:
-    """Write bytes (or let a function write to the open file) to a temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            if isinstance(data, bytes):
-                file.write(data)
-            else:
-                data(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); check free space and "
-                              "permissions") from exc
-        raise
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from imgan import __version__
 from imgan.errors import ImganError
-from imgan.train.checkpoint import find_checkpoint, load_checkpoint, write_atomically
+from imgan.files import write_atomically
+from imgan.train.checkpoint import find_checkpoint, load_checkpoint
 
-__all__ = ["export_run"]
+__all__ = ["canonical_safetensors", "export_run"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,21 @@ def export_run(location: Path, out: Path) -> Path:
         "imgan_version": __version__,
         "source": "imgan train",
     }
-    data = safetensors.torch.save(tensors, metadata=metadata)
+    data = canonical_safetensors(safetensors.torch.save(tensors, metadata=metadata))
     write_atomically(out, data)
     log.info("exported %s (%s, step %s) to %s", record["module"], record["arch"], state["step"], out)
     return out
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted key order.
+
+    safetensors writes the header from a hash map, so identical weights and metadata give
+    different bytes from run to run; a shipped file needs one digest. The data section is kept
+    byte for byte; the header is padded with spaces to a multiple of 8 bytes, as the format asks.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]

@@ -68,3 +68,17 @@ def test_export_of_a_folder_without_checkpoints_is_one_line_exit_1(tmp_path: Pat
     result = runner.invoke(app, ["train", "export", str(tmp_path)])
     assert result.exit_code == 1
     assert "no checkpoint" in result.stderr and "Traceback" not in result.output
+
+
+def test_export_is_byte_for_byte_reproducible() -> None:
+    import safetensors.torch
+    import torch
+
+    from imgan.train.export import canonical_safetensors
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(5)}
+    metadata = {f"key{index}": str(index) for index in range(12)}
+    files = {canonical_safetensors(safetensors.torch.save(tensors, metadata=metadata)) for _ in range(5)}
+    assert len(files) == 1
+    loaded = safetensors.torch.load(files.pop())
+    assert torch.equal(loaded["b"], tensors["b"]) and torch.equal(loaded["a"], tensors["a"])
