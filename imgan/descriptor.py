@@ -40,14 +40,6 @@ class ModelDescriptor:
             out = (out - low) / (high - low)
         return out
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.module.parameters()).dtype
-
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> ModelDescriptor:
         self.module.to(device=device, dtype=dtype)
         return self
