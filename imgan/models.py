@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from imgan import hub
-from imgan.archs import build_model, detect_arch
+from imgan.archs import ARCHS, build_model, detect_arch
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ModelError
 
@@ -106,6 +106,8 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
             raise ModelError(f"{path}: this is a {model_task} model, not {task}")
     else:
         arch, params = detect_arch(state_dict)
+        if ARCHS[arch].task != task:
+            raise ModelError(f"{path}: this is a {arch} checkpoint for imgan {ARCHS[arch].task}, not {task}")
         value_range = (0.0, 1.0)
     log.debug("%s: %s %s", path, arch, params)
     return _describe(state_dict, name=path.stem, task=task, arch=arch, params=params,

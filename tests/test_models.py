@@ -95,3 +95,12 @@ def test_checkpoint_that_does_not_fit_its_metadata_is_a_model_error(tmp_path: Pa
 def test_missing_model_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no such model file"):
         load_model(str(tmp_path / "nothing.pth"), task="upscale")
+
+
+def test_a_translation_checkpoint_is_not_run_as_an_upscaler(tmp_path: Path) -> None:
+    from imgan.archs.cyclegan import ResnetGenerator
+
+    path = tmp_path / "style.pth"
+    torch.save(ResnetGenerator(num_features=8, num_blocks=1).state_dict(), path)
+    with pytest.raises(ModelError, match="cyclegan checkpoint for imgan stylize"):
+        load_model(str(path), task="upscale")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgan.archs import rrdbnet, srresnet, srvgg
+from imgan.archs import aginggan, cyclegan, pix2pix, rrdbnet, srresnet, srvgg
 from imgan.errors import ModelError
 
 __all__ = ["ARCHS", "Arch", "build_model", "detect_arch"]
@@ -28,6 +28,7 @@ class Arch:
     name: str
     build: Callable[..., nn.Module]
     detect: Callable[[Mapping[str, torch.Tensor]], dict | None]
+    task: str = "upscale"  # the subcommand whose pipeline feeds this network
 
 
 ARCHS: dict[str, Arch] = {
@@ -36,6 +37,9 @@ ARCHS: dict[str, Arch] = {
         Arch("rrdbnet", rrdbnet.RRDBNet, rrdbnet.params_from_state_dict),
         Arch("srvgg", srvgg.SRVGGNetCompact, srvgg.params_from_state_dict),
         Arch("srresnet", srresnet.SRResNet, srresnet.params_from_state_dict),
+        Arch("cyclegan", cyclegan.ResnetGenerator, cyclegan.params_from_state_dict, task="stylize"),
+        Arch("pix2pix", pix2pix.UnetGenerator, pix2pix.params_from_state_dict, task="sketch2photo"),
+        Arch("aginggan", aginggan.Generator, aginggan.params_from_state_dict, task="age"),
     )
 }
 
