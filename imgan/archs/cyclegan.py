@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from imgan.archs._checks import require_positive
+
 NormFactory = Callable[[int], nn.Module]
 
 _LEGACY_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -68,14 +70,12 @@ def resnet_generator_layers(
     make_norm: NormFactory,
 ) -> list[nn.Module]:
     """The Johnson-style encoder / residual stack / decoder, in published Sequential order."""
-    for name, value in (
-        ("in_channels", in_channels),
-        ("out_channels", out_channels),
-        ("num_features", num_features),
-        ("num_blocks", num_blocks),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"ResNet generator {name} must be a positive integer, not {value!r}")
+    require_positive("ResNet generator", {
+        "in_channels": in_channels,
+        "out_channels": out_channels,
+        "num_features": num_features,
+        "num_blocks": num_blocks,
+    })
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
         nn.Conv2d(in_channels, num_features, 7),

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._checks import require_positive
 from imgan.archs.cyclegan import matches_layout
 
 # --------------------------------------------------------------------------------------------
@@ -124,13 +125,11 @@ class UnetGenerator(nn.Module):
         dropout: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("num_features", num_features),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"UnetGenerator {name} must be a positive integer, not {value!r}")
+        require_positive("UnetGenerator", {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "num_features": num_features,
+        })
         if not isinstance(num_downs, int) or num_downs < 5:
             raise ValueError(f"UnetGenerator num_downs must be an integer >= 5, not {num_downs!r}")
         self.in_channels = in_channels

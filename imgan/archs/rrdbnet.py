@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._checks import require_positive
+
 # Residual scaling used inside each dense block and around each RRDB (ESRGAN section 3.1).
 RESIDUAL_SCALE = 0.2
 SUPPORTED_SCALES = (1, 2, 4)
@@ -103,15 +105,13 @@ class RRDBNet(nn.Module):
         super().__init__()
         if scale not in SUPPORTED_SCALES:
             raise ValueError(f"RRDBNet supports scale 1, 2 or 4, not {scale!r}")
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("num_features", num_features),
-            ("num_blocks", num_blocks),
-            ("num_grow", num_grow),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"RRDBNet {name} must be a positive integer, not {value!r}")
+        require_positive("RRDBNet", {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "num_features": num_features,
+            "num_blocks": num_blocks,
+            "num_grow": num_grow,
+        })
         self.scale = scale
         self.in_channels = in_channels
         self.out_channels = out_channels

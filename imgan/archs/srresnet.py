@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._checks import require_positive
+
 SUPPORTED_SCALES = (2, 3, 4)
 
 
@@ -78,14 +80,12 @@ class SRResNet(nn.Module):
         super().__init__()
         if scale not in SUPPORTED_SCALES:
             raise ValueError(f"SRResNet supports scale 2, 3 or 4, not {scale!r}")
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("num_features", num_features),
-            ("num_blocks", num_blocks),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SRResNet {name} must be a positive integer, not {value!r}")
+        require_positive("SRResNet", {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "num_features": num_features,
+            "num_blocks": num_blocks,
+        })
         if in_channels != out_channels:
             raise ValueError(
                 "SRResNet adds the upsampled input to its output, so in_channels must equal "

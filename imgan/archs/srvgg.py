@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._checks import require_positive
+
 ACTIVATIONS = ("prelu", "relu", "lrelu")
 
 
@@ -62,16 +64,12 @@ class SRVGGNetCompact(nn.Module):
         act: str = "prelu",
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("num_features", num_features),
-            ("scale", scale),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"SRVGGNetCompact {name} must be a positive integer, not {value!r}"
-                )
+        require_positive("SRVGGNetCompact", {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "num_features": num_features,
+            "scale": scale,
+        })
         if not isinstance(num_conv, int) or num_conv < 0:
             raise ValueError(
                 f"SRVGGNetCompact num_conv must be a non-negative integer, not {num_conv!r}"
