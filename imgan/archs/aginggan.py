@@ -21,14 +21,16 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from imgan.archs.cyclegan import matches_layout, resnet_generator_layers, resnet_generator_params
+from imgan.archs.cyclegan import ResnetGenerator, matches_layout, resnet_generator_params
 
 # --------------------------------------------------------------------------------------------
 # Model
 
 
-class Generator(nn.Module):
+class Generator(ResnetGenerator):
     """Fast-AgingGAN young -> old generator: [-1,1] face in, [-1,1] aged face of the same size."""
+
+    make_norm = nn.BatchNorm2d
 
     def __init__(
         self,
@@ -38,23 +40,8 @@ class Generator(nn.Module):
         num_features: int = 32,
         num_blocks: int = 9,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.scale = 1
-        self.size_multiple = 4
-        self.model = nn.Sequential(
-            *resnet_generator_layers(
-                in_channels=in_channels,
-                out_channels=out_channels,
-                num_features=num_features,
-                num_blocks=num_blocks,
-                make_norm=nn.BatchNorm2d,
-            )
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        super().__init__(in_channels=in_channels, out_channels=out_channels, num_features=num_features,
+                         num_blocks=num_blocks)
 
 
 # --------------------------------------------------------------------------------------------

@@ -109,6 +109,9 @@ def resnet_generator_layers(
 class ResnetGenerator(nn.Module):
     """CycleGAN generator: [-1,1] image in, translated [-1,1] image of the same size out."""
 
+    # The norm layer of every stage; a family with the same stack and another norm overrides it.
+    make_norm: NormFactory = staticmethod(instance_norm)
+
     def __init__(
         self,
         *,
@@ -128,7 +131,7 @@ class ResnetGenerator(nn.Module):
                 out_channels=out_channels,
                 num_features=num_features,
                 num_blocks=num_blocks,
-                make_norm=instance_norm,
+                make_norm=self.make_norm,
             )
         )
 
