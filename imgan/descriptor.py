@@ -29,6 +29,8 @@ class ModelDescriptor:
     tileable: bool = True
     tile_overlap: int = 16
     supports_half: bool = True
+    image_statistics: bool = False
+    """Normalises by per-image statistics: tiles must share them (see imgan.normstats)."""
     params: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

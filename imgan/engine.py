@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ImganError, UsageError
+from imgan.normstats import whole_image_statistics
 from imgan.tiling import pad_to_multiple, run_tiled
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,19 @@ def available_memory(device: torch.device) -> int:
 
 
 def auto_tile_size(descriptor: ModelDescriptor, device: torch.device, dtype: torch.dtype, batch_size: int) -> int:
-    """The largest tile whose activations fit in a quarter of the free memory (CPU capped at 512)."""
+    """The largest tile whose activations fit in a quarter of the free memory.
+
+    On CPU, tiles are capped at ``CPU_MAX_TILE`` (faster there), except for networks that
+    normalise by whole-image statistics: those run untiled whenever memory allows, since tiles
+    can only share statistics estimated on a downscaled copy.
+    """
     features = int(descriptor.params.get("num_features", 64))
     element = torch.finfo(dtype).bits // 8
     # A few live feature maps per input pixel plus the upscaled output.
     per_pixel = element * (4 * features + 2 * descriptor.out_channels * descriptor.scale**2)
     budget = available_memory(device) // 4
     side = int(math.sqrt(budget / max(1, per_pixel * batch_size)))
-    if device.type != "cuda":
+    if device.type != "cuda" and not descriptor.image_statistics:
         side = min(side, CPU_MAX_TILE)
     side -= side % max(descriptor.size_multiple, 8)
     return max(side, 2 * descriptor.tile_overlap, MIN_TILE)
@@ -112,6 +118,7 @@ class Engine:
     batch_size: int | None = None  # None: 1 on CPU (batching measured slower there), 4 on GPUs
     dtype: torch.dtype = field(init=False)
     _current_tile: int = field(init=False, default=0)
+    _shared_statistics: bool = field(init=False, default=False)  # tiles already share norm statistics
 
     def __post_init__(self) -> None:
         self.dtype = resolve_precision(self.precision, self.device, self.descriptor)
@@ -154,7 +161,24 @@ class Engine:
         scale = self.descriptor.scale
         return output[..., : height * scale, : width * scale]
 
+    def _statistics_image(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
+        """The whole image shrunk to at most one tile's pixels, for the normalisation statistics."""
+        height, width = image.shape[-2:]
+        factor = min(1.0, tile_size / math.sqrt(height * width))
+        multiple = max(self.descriptor.size_multiple, 1)
+        size = [max(multiple, round(side * factor / multiple) * multiple) for side in (height, width)]
+        log.debug("normalisation statistics from a %dx%d copy", size[1], size[0])
+        return resize_to(image, *size)
+
     def _tiled(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
+        if self.descriptor.image_statistics and not self._shared_statistics and 0 < tile_size < max(image.shape[-2:]):
+            reference = self._statistics_image(image, tile_size)
+            self._shared_statistics = True
+            try:
+                with whole_image_statistics(self.descriptor.module, lambda: self._forward_safe(reference)):
+                    return self._tiled(image, tile_size)
+            finally:
+                self._shared_statistics = False
         return run_tiled(
             self._forward_safe,
             image,

@@ -12,16 +12,19 @@ import torch
 
 from imgan import hub
 from imgan.archs import ARCHS, build_model, detect_arch
+from imgan.archs.cyclegan import drop_legacy_norm_buffers
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ModelError
+from imgan.normstats import uses_image_statistics
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]
 LOCAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 # Input pixels shared by neighbouring tiles, per family. For realesr-animevideov3, overlap 32
-# keeps tiled output within 0.25/255 of the whole-image pass at tile 64 (16: 2.5/255).
-TILE_OVERLAP = {"srvgg": 32, "rrdbnet": 32, "srresnet": 32}
+# keeps tiled output within 0.25/255 of the whole-image pass at tile 64 (16: 2.5/255). The
+# ResNet translators see far wider (9 residual blocks at a quarter of the resolution).
+TILE_OVERLAP = {"srvgg": 32, "rrdbnet": 32, "srresnet": 32, "cyclegan": 64, "aginggan": 64}
 
 
 def is_local_model(model: str) -> bool:
@@ -48,6 +51,7 @@ def _describe(
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> ModelDescriptor:
     module = build_model(arch, params)
+    state_dict = _upgrade_legacy(state_dict, module)
     try:
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
@@ -63,9 +67,26 @@ def _describe(
         out_channels=int(getattr(module, "out_channels", 3)),
         size_multiple=int(getattr(module, "size_multiple", 1)),
         value_range=value_range,
+        tileable=bool(getattr(module, "tileable", True)),
         tile_overlap=TILE_OVERLAP.get(arch, 16),
+        image_statistics=uses_image_statistics(module),
         params=dict(params),
     )
+
+
+def _upgrade_legacy(state_dict: Mapping[str, torch.Tensor], module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What old PyTorch versions saved, in today's layout, so strict loading still checks the rest.
+
+    Files from before torch 0.4 store running statistics for InstanceNorm layers that no longer
+    have them (CycleGAN's published generators): dropped. Files from before 0.4.1 lack
+    BatchNorm's ``num_batches_tracked`` counters (pix2pix's): added as 0, the value that makes
+    no difference at inference.
+    """
+    upgraded = drop_legacy_norm_buffers(state_dict)
+    for key, value in module.state_dict().items():
+        if key.endswith(".num_batches_tracked") and key not in upgraded:
+            upgraded[key] = torch.zeros_like(value)
+    return upgraded
 
 
 def _load_registry_model(
@@ -100,7 +121,8 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
     if "arch" in metadata:
         arch = metadata["arch"]
         params = json.loads(metadata.get("params", "{}"))
-        value_range = tuple(json.loads(metadata.get("value_range", "[0.0, 1.0]")))
+        value_range = tuple(json.loads(metadata["value_range"])) if "value_range" in metadata else (
+            ARCHS[arch].value_range if arch in ARCHS else (0.0, 1.0))
         model_task = metadata.get("task", task)
         if model_task != task:
             raise ModelError(f"{path}: this is a {model_task} model, not {task}")
@@ -108,7 +130,7 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
         arch, params = detect_arch(state_dict)
         if ARCHS[arch].task != task:
             raise ModelError(f"{path}: this is a {arch} checkpoint for imgan {ARCHS[arch].task}, not {task}")
-        value_range = (0.0, 1.0)
+        value_range = ARCHS[arch].value_range
     log.debug("%s: %s %s", path, arch, params)
     return _describe(state_dict, name=path.stem, task=task, arch=arch, params=params,
                      value_range=value_range)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ class Arch:
     build: Callable[..., nn.Module]
     detect: Callable[[Mapping[str, torch.Tensor]], dict | None]
     task: str = "upscale"  # the subcommand whose pipeline feeds this network
+    value_range: tuple[float, float] = (0.0, 1.0)  # what the network takes and returns
 
 
 ARCHS: dict[str, Arch] = {
@@ -37,9 +38,9 @@ ARCHS: dict[str, Arch] = {
         Arch("rrdbnet", rrdbnet.RRDBNet, rrdbnet.params_from_state_dict),
         Arch("srvgg", srvgg.SRVGGNetCompact, srvgg.params_from_state_dict),
         Arch("srresnet", srresnet.SRResNet, srresnet.params_from_state_dict),
-        Arch("cyclegan", cyclegan.ResnetGenerator, cyclegan.params_from_state_dict, task="stylize"),
-        Arch("pix2pix", pix2pix.UnetGenerator, pix2pix.params_from_state_dict, task="sketch2photo"),
-        Arch("aginggan", aginggan.Generator, aginggan.params_from_state_dict, task="age"),
+        Arch("cyclegan", cyclegan.ResnetGenerator, cyclegan.params_from_state_dict, "stylize", (-1.0, 1.0)),
+        Arch("pix2pix", pix2pix.UnetGenerator, pix2pix.params_from_state_dict, "sketch2photo", (-1.0, 1.0)),
+        Arch("aginggan", aginggan.Generator, aginggan.params_from_state_dict, "age", (-1.0, 1.0)),
     )
 }
 

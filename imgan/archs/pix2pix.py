@@ -115,6 +115,8 @@ class UnetSkipBlock(nn.Module):
 class UnetGenerator(nn.Module):
     """pix2pix generator: [-1,1] image in, translated [-1,1] image of the same size out."""
 
+    tileable = False  # the bottleneck sees the whole 2**num_downs input: tiles would change the result
+
     def __init__(
         self,
         *,
