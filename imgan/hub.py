@@ -1,9 +1,16 @@
 """Published weights: pretrained.toml -> specs; download, cache, verify and load them safely.
 
 Every file is pinned by a full digest (or, where upstream publishes only that, the first digits of
-its sha256, plus its size). Downloads resume from a ``.part`` file, fall back to mirrors,
-hold a file lock so parallel processes download once, and only a verified file ever reaches its
-final path. Checkpoints load with ``torch.load(weights_only=True)``: imgan never runs pickled code.
+its sha256, plus its size). Where upstream publishes no digest at all (the Berkeley CycleGAN and
+pix2pix files), the registry says ``digest = "unpublished"`` and imgan pins the file on first
+download instead: it records the sha256 and size of what it received in ``<file>.sha256`` and
+checks every later use and re-download against that record (trust on first use), warning the
+user once with the digest so they can compare it with another source.
+
+Downloads resume from a ``.part`` file, fall back to mirrors, hold a file lock so parallel
+processes download once, and only a verified file ever reaches its final path. Checkpoints
+load with ``torch.load(weights_only=True)``: imgan never runs pickled code, so a file that is
+not what upstream published can give wrong weights but cannot run anything.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ DIGEST_HEX_LENGTHS = {"sha256": 64, "md5": 32, "gitblob": 40}
 # Digests of which upstream published only the first hex digits (torchvision names its files
 # "<name>-<first 8 hex of sha256>.pth"): algorithm, and the fewest digits accepted.
 PREFIX_DIGESTS = {"sha256-prefix": ("sha256", 8)}
+# Upstream published no digest: pinned on first download (see the module docstring).
+UNPUBLISHED = "unpublished"
 # Wrapper keys tried in order when a checkpoint nests its state dict (BasicSR, Lightning, GANs).
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "generator", "netG", "G")
 
@@ -226,9 +235,11 @@ def _spec_problems(spec: WeightSpec) -> list[str]:
             problems.append(f"URL {url!r} does not end in a file name")
     if not _digest_is_well_formed(spec.digest):
         problems.append(
-            f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex>, gitblob:<40 hex> "
-            "or sha256-prefix:<8 to 64 hex>"
+            f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex>, gitblob:<40 hex>, "
+            f"sha256-prefix:<8 to 64 hex> or {UNPUBLISHED!r}"
         )
+    if spec.digest == UNPUBLISHED and spec.embedded:
+        problems.append("embedded weights need their digest")
     if spec.size is not None and spec.size <= 0:
         problems.append(f"size {spec.size} is not positive")
     if spec.scale <= 0:
@@ -241,6 +252,8 @@ def _spec_problems(spec: WeightSpec) -> list[str]:
 
 
 def _digest_is_well_formed(digest: str) -> bool:
+    if digest == UNPUBLISHED:
+        return True
     algorithm, _, hexdigest = digest.partition(":")
     if re.fullmatch(r"[0-9a-f]+", hexdigest) is None:
         return False
@@ -282,6 +295,20 @@ def cached_path(spec: WeightSpec) -> Path:
     if spec.embedded:
         return Path(__file__).resolve().parent / spec.embedded
     return weights_dir() / spec.filename
+
+
+def pin_path(path: Path) -> Path:
+    """Where the first-download record of an ``unpublished``-digest file lives."""
+    return path.with_name(path.name + ".sha256")
+
+
+def read_pin(path: Path) -> tuple[str, int] | None:
+    """(sha256, size) recorded for ``path`` on its first download, or None."""
+    try:
+        digest, size = pin_path(path).read_text(encoding="ascii").split()
+        return digest, int(size)
+    except (OSError, ValueError):
+        return None
 
 
 def fetch(
@@ -344,8 +371,14 @@ def _cached_problem(path: Path, spec: WeightSpec) -> str | None:
         actual = path.stat().st_size
     except FileNotFoundError:
         return "missing"
-    if spec.size is not None and actual != spec.size:
-        return f"has {actual} bytes instead of {spec.size}"
+    expected = spec.size
+    if spec.digest == UNPUBLISHED:
+        pin = read_pin(path)
+        if pin is None:
+            return "has no first-download record"
+        expected = pin[1]
+    if expected is not None and actual != expected:
+        return f"has {actual} bytes instead of {expected}"
     return None
 
 
@@ -363,6 +396,8 @@ def _fetch_locked(
     for url in spec.urls:
         failure = _download_verified(spec, url, part, progress)
         if failure is None:
+            if spec.digest == UNPUBLISHED:
+                _record_pin(spec, part, target)
             os.replace(part, target)
             logger.info("saved %s", target)
             return target
@@ -371,6 +406,18 @@ def _fetch_locked(
         f"could not download model '{spec.name}' ({'; '.join(failures)}); check the network, "
         f"or download one of those URLs yourself and save it as {target}"
     )
+
+
+def _record_pin(spec: WeightSpec, part: Path, target: Path) -> None:
+    """Pin a file upstream published no digest for: its sha256 and size, before it is used."""
+    from imgan.files import write_atomically
+
+    digest, size = _hash_file(part, "sha256"), part.stat().st_size
+    if read_pin(target) is None:
+        logger.warning(
+            "upstream publishes no checksum for model '%s'; imgan recorded sha256 %s (%d bytes) on this "
+            "first download and will check the file against it from now on", spec.name, digest, size)
+    write_atomically(pin_path(target), f"{digest} {size}\n".encode("ascii"))
 
 
 def _download_verified(
@@ -487,6 +534,8 @@ def _file_problem(path: Path, spec: WeightSpec) -> str | None:
     actual_size = path.stat().st_size
     if spec.size is not None and actual_size != spec.size:
         return f"size is {actual_size} bytes, expected {spec.size}"
+    if spec.digest == UNPUBLISHED:
+        return _pin_problem(path, spec)
     algorithm, _, expected = spec.digest.partition(":")
     if algorithm in PREFIX_DIGESTS:  # only the first digits are published: compare those
         full_algorithm = PREFIX_DIGESTS[algorithm][0]
@@ -497,6 +546,19 @@ def _file_problem(path: Path, spec: WeightSpec) -> str | None:
     actual = _hash_file(path, algorithm)
     if actual != expected.lower():
         return f"{algorithm} is {actual}, expected {expected}"
+    return None
+
+
+def _pin_problem(path: Path, spec: WeightSpec) -> str | None:
+    """Check against the first download's record; a first download (no record yet) passes."""
+    target = cached_path(spec)
+    pin = read_pin(target)
+    if pin is None:
+        return None if path != target else f"has no first-download record ({pin_path(target)})"
+    actual = _hash_file(path, "sha256")
+    if actual != pin[0]:
+        return (f"sha256 is {actual}, but the first download recorded {pin[0]} in {pin_path(target)} "
+                "(delete that record only if you trust the new file)")
     return None
 
 

@@ -30,6 +30,8 @@ from imgan.hub import (
     fetch,
     get_spec,
     load_state_dict,
+    pin_path,
+    read_pin,
     registry,
     unwrap_state_dict,
     verify_cache,
@@ -38,12 +40,15 @@ from imgan.hub import (
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WELL_FORMED_DIGEST = (
-    r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}|sha256-prefix:[0-9a-f]{8,64}"
+    r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}|sha256-prefix:[0-9a-f]{8,64}|unpublished"
 )
 ARCH_PARAMS = {
     "rrdbnet": {"in_channels", "out_channels", "num_features", "num_blocks", "num_grow", "scale"},
     "srvgg": {"in_channels", "out_channels", "num_features", "num_conv", "scale", "act"},
     "srresnet": {"in_channels", "out_channels", "num_features", "num_blocks", "scale"},
+    "cyclegan": {"in_channels", "out_channels", "num_features", "num_blocks"},
+    "pix2pix": {"in_channels", "out_channels", "num_features", "num_downs", "dropout"},
+    "aginggan": {"in_channels", "out_channels", "num_features", "num_blocks"},
     "vgg19": set(),  # the perceptual-loss feature extractor: fixed torchvision architecture
 }
 
@@ -505,6 +510,50 @@ def test_verify_cache_flags_a_corrupted_file(server: FileServer, checkpoint: byt
     assert reason.startswith("sha256 is ")
 
 
+def test_unpublished_digest_is_pinned_on_first_download(
+    server: FileServer, checkpoint: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.files["/tiny.pth"] = checkpoint
+    spec = make_spec(server.url("/tiny.pth"), content=checkpoint, digest="unpublished", size=None)
+    with caplog.at_level("WARNING", logger="imgan.hub"):
+        path = fetch(spec)
+    expected = hashlib.sha256(checkpoint).hexdigest()
+    assert read_pin(path) == (expected, len(checkpoint))
+    assert pin_path(path).read_text() == f"{expected} {len(checkpoint)}\n"
+    assert "publishes no checksum" in caplog.text and expected in caplog.text
+    assert fetch(spec) == path and len(server.requests) == 1  # later uses: the cache, checked
+    assert verify_cache(specs=[spec]) == [("tiny-test", path, True, "ok")]
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    [(_, _, ok, reason)] = verify_cache(specs=[spec])
+    assert not ok and f"first download recorded {expected}" in reason
+
+
+def test_unpublished_digest_refuses_a_changed_file_on_redownload(server: FileServer, checkpoint: bytes) -> None:
+    server.files["/tiny.pth"] = checkpoint
+    spec = make_spec(server.url("/tiny.pth"), content=checkpoint, digest="unpublished", size=None)
+    path = fetch(spec)
+    path.unlink()
+    server.files["/tiny.pth"] = checkpoint[:-1] + bytes([checkpoint[-1] ^ 1])  # upstream file changed
+    with pytest.raises(DownloadError, match="first download recorded"):
+        fetch(spec)
+    assert not path.exists() and not part_of(spec).exists()
+    assert read_pin(path) == (hashlib.sha256(checkpoint).hexdigest(), len(checkpoint))
+
+
+def test_unpublished_digest_file_without_its_record_is_downloaded_again(
+    server: FileServer, checkpoint: bytes
+) -> None:
+    server.files["/tiny.pth"] = checkpoint
+    spec = make_spec(server.url("/tiny.pth"), content=checkpoint, digest="unpublished", size=None)
+    path = fetch(spec)
+    pin_path(path).unlink()
+    assert fetch(spec) == path and len(server.requests) == 2
+    assert read_pin(path) is not None
+
+
 def test_verify_cache_of_the_registry_reports_cached_files_only() -> None:
     spec = get_spec("realesr-animevideov3")
     cached_path(spec).parent.mkdir(parents=True)
@@ -603,8 +652,12 @@ def test_real_registry_entries_are_well_formed() -> None:
         assert spec.name == name
         assert re.fullmatch(WELL_FORMED_DIGEST, spec.digest), name
         assert spec.embedded or spec.urls, name
-        assert all(url.startswith("https://") for url in spec.urls), name
-        assert spec.size is not None and spec.size > 0, name
+        if spec.digest == "unpublished":  # upstream serves these over plain http only, with no digest
+            assert all(url.startswith("http://efrosgans.eecs.berkeley.edu/") for url in spec.urls), name
+        else:
+            assert all(url.startswith("https://") for url in spec.urls), name
+        if spec.digest.startswith("sha256:"):  # published with its size
+            assert spec.size is not None and spec.size > 0, name
         assert set(spec.params) == ARCH_PARAMS[spec.arch], name
         assert spec.params.get("scale", 1) == spec.scale, name
         assert spec.key in ("params", "params_ema", ""), name  # "": a plain state dict
