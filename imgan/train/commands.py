@@ -1,12 +1,14 @@
-"""``imgan train``: one command per SR family, generated from one option table, plus ``export``.
+"""``imgan train``: one command per training family, generated from one option table, plus ``export``.
 
-Every training option defaults to None here, so that a flag overrides ``--config`` (or a resumed
-run's config.toml) only when it is given. ``imgan train --resume RUN_DIR`` continues any run
-without naming its family. Nothing here imports torch until a command runs.
+Each family's command shows the flags in ``Family.options``. Every training option defaults to
+None here, so that a flag overrides ``--config`` (or a resumed run's config.toml) only when it is
+given. ``imgan train --resume RUN_DIR`` continues any run without naming its family. Nothing here
+imports torch until a command runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +24,9 @@ __all__ = ["train_app"]
 EXIT_INTERRUPTED = 130
 
 train_app = typer.Typer(
-    help="Train super-resolution GANs on a folder of images (imgan train --resume RUN_DIR continues a "
-    "run); export the result for imgan upscale.",
+    help="Train GANs on folders of images: super-resolution (srresnet, srgan, esrgan, realesrgan), unpaired "
+    "translation (cyclegan, aging) or paired translation (pix2pix). imgan train --resume RUN_DIR continues a "
+    "run; imgan train export RUN_DIR writes the model for imgan upscale, stylize, age or sketch2photo.",
     no_args_is_help=True,
     invoke_without_command=True,
 )
@@ -37,23 +40,52 @@ class _Flag:
     kind: type
     help: str
     panel: str
+    help_for: tuple[tuple[str, str], ...] = ()
+    """(Kind name, help) where the option means something more specific to the families of that kind."""
+
+    def help_text(self, family: Family | None) -> str:
+        return dict(self.help_for).get(family.kind.name, self.help) if family else self.help
+
+
+def _translation(text: str) -> tuple[tuple[str, str], ...]:
+    """``help_for`` of an option that reads ``text`` for both translation kinds."""
+    return (("unpaired", text), ("paired", text))
 
 
 _DATA, _MODEL, _OPTIM, _LOSS, _RUN = "Data", "Model", "Optimisation", "Losses", "Run"
 _FLAGS: tuple[_Flag, ...] = (
-    _Flag("data", str, "Folder of training images (searched recursively).", _DATA),
-    _Flag("val", str, "Folder of validation images (default: the first 4 training images).", _DATA),
-    _Flag("crop", int, "Side of the high-resolution training crops.", _DATA),
+    _Flag("data", str, "Folder of training images (searched recursively).", _DATA,
+          (("paired", "Folder of side-by-side A|B images (pix2pix's aligned datasets)."),)),
+    _Flag("data_a", str, "Folder of domain A images (the exported generator translates A into B).", _DATA,
+          (("paired", "Folder of input images, paired by file name with those of --data-b."),)),
+    _Flag("data_b", str, "Folder of domain B images.", _DATA,
+          (("paired", "Folder of target images, named like those of --data-a."),)),
+    _Flag("data_young", str, "Folder of young faces (the exported generator ages them).", _DATA),
+    _Flag("data_old", str, "Folder of old faces.", _DATA),
+    _Flag("edges_from", str, "Folder of photos: learn each photo from its sketch (made once by imgan.edges).", _DATA),
+    _Flag("direction", str, "AtoB: translate the first image of each pair into the second; BtoA: the reverse.",
+          _DATA),
+    _Flag("val", str, "Folder of validation images (default: the first 4 training images).", _DATA,
+          (("paired", "Held-out pairs laid out like the training data; for --data-a/--data-b, in subfolders A "
+            "and B (default: the first 4 training pairs)."),)),
+    _Flag("load_size", int, "Resize images to this square size before cropping (CycleGAN's --load_size).", _DATA),
+    _Flag("crop", int, "Side of the high-resolution training crops.", _DATA,
+          _translation("Side of the training crops.")),
     _Flag("degradation", str, "How LR inputs are made: bicubic, realesrgan or light.", _DATA),
     _Flag("max_side", int, "Shrink training images larger than this on load (0: never).", _DATA),
     _Flag("batch_size", int, "Crops per micro-batch and process.", _DATA),
     _Flag("accum", int, "Micro-batches per step (gradient accumulation).", _DATA),
     _Flag("workers", int, "DataLoader worker processes (0: load in the main process).", _DATA),
     _Flag("arch", str, "Generator: rrdbnet, srvgg or srresnet.", _MODEL),
-    _Flag("blocks", int, "Residual blocks (rrdbnet, srresnet) or body convolutions (srvgg).", _MODEL),
-    _Flag("features", int, "Feature channels of the generator and discriminator.", _MODEL),
+    _Flag("blocks", int, "Residual blocks (rrdbnet, srresnet) or body convolutions (srvgg).", _MODEL,
+          (("unpaired", "Residual blocks of the ResNet generators (CycleGAN's resnet_9blocks: 9)."),)),
+    _Flag("downs", int, "Downsamplings of the U-Net (upstream unet_256: 8, unet_128: 7); crops must be multiples "
+          "of 2**downs.", _MODEL),
+    _Flag("features", int, "Feature channels of the generator and discriminator (CycleGAN's ngf and ndf).", _MODEL),
     _Flag("scale", int, "Upscaling factor: 2, 3 or 4 (rrdbnet: 2 or 4).", _MODEL),
     _Flag("steps", int, "Total optimisation steps, pretraining included.", _OPTIM),
+    _Flag("decay_steps", int, "Last steps, over which the learning rate falls linearly towards 0 (CycleGAN's "
+          "n_epochs_decay, in steps).", _OPTIM),
     _Flag("lr", float, "Generator learning rate.", _OPTIM),
     _Flag("lr_d", float, "Discriminator learning rate (0: the same as --lr).", _OPTIM),
     _Flag("optimizer", str, "adam or adamw.", _OPTIM),
@@ -67,11 +99,20 @@ _FLAGS: tuple[_Flag, ...] = (
     _Flag("ema", float, "Decay of the generator's moving average (0: off).", _OPTIM),
     _Flag("pretrain_steps", int, "Steps with the pixel loss alone before the GAN phase.", _OPTIM),
     _Flag("pixel_loss", str, "l1, l2 (mse) or charbonnier.", _LOSS),
-    _Flag("pixel_weight", float, "Weight of the pixel loss (in the GAN phase).", _LOSS),
+    _Flag("pixel_weight", float, "Weight of the pixel loss (in the GAN phase).", _LOSS,
+          (("paired", "Weight of the pixel loss (pix2pix's lambda_L1)."),)),
     _Flag("perceptual", float, "Weight of the VGG19 perceptual loss; 0 never loads VGG (offline).", _LOSS),
     _Flag("gan_weight", float, "Weight of the adversarial loss.", _LOSS),
-    _Flag("out", str, "Run directory (default: runs/<family>-x<scale>).", _RUN),
-    _Flag("val_every", int, "Validate (PSNR/SSIM) every N steps (0: never).", _RUN),
+    _Flag("lambda_cycle", float, "Weight of each cycle-consistency L1 loss (CycleGAN's lambda_A and lambda_B).",
+          _LOSS),
+    _Flag("lambda_identity", float, "Identity L1 weight as a fraction of --lambda-cycle (0: no identity loss).",
+          _LOSS),
+    _Flag("pool_size", int, "Generated images kept per direction to show the discriminators (0: none).", _LOSS),
+    _Flag("out", str, "Run directory (default: runs/<family>-x<scale>).", _RUN,
+          _translation("Run directory (default: runs/<family>).")),
+    _Flag("val_every", int, "Validate (PSNR/SSIM) every N steps (0: never).", _RUN,
+          (("unpaired", "Validate (cycle L1) every N steps (0: never)."),
+           ("paired", "Validate (L1, PSNR) every N steps (0: never)."))),
     _Flag("sample_every", int, "Write a sample grid every N steps (0: never).", _RUN),
     _Flag("save_every", int, "Save a checkpoint every N steps (and at the end).", _RUN),
     _Flag("log_every", int, "Log the losses every N steps.", _RUN),
@@ -109,7 +150,8 @@ def _parameters(family: Family | None, flags: Sequence[_Flag], *, with_config: b
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
         inspect.Parameter(flag.name, keyword, default=None, annotation=Annotated[flag.kind | None, typer.Option(
-            help=flag.help + _default_text(family, flag.name), rich_help_panel=flag.panel, show_default=False)])
+            help=flag.help_text(family) + _default_text(family, flag.name), rich_help_panel=flag.panel,
+            show_default=False)])
         for flag in flags
     ]
     for name, annotation in _FIXED_PARAMETERS:
@@ -145,11 +187,12 @@ def _train(family: str | None, values: dict[str, Any]) -> None:
         from imgan.train.config import prepare_run
 
         config = prepare_run(family, config_file=config_file, resume=resume, overrides=values)
-        from imgan.train.loop import TrainingInterrupted
-        from imgan.train.sr import train_sr
+        from imgan.train.loop import TrainingInterrupted, run
 
+        module, _, name = FAMILIES[config.family].kind.trainer.partition(":")
+        trainer = getattr(importlib.import_module(module), name)
         try:
-            result = train_sr(config, resume=resume is not None, show_progress=not quiet)
+            result = run(config, trainer, resume=resume is not None, show_progress=not quiet)
         except TrainingInterrupted as stopped:
             err.print(str(stopped), markup=False, highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -157,11 +200,17 @@ def _train(family: str | None, values: dict[str, Any]) -> None:
             out.print(str(result.run_dir), markup=False)
 
 
+_SUMMARY = (("blocks", "{} blocks"), ("downs", "{} downsamplings"), ("features", "{} features"), ("scale", "x{}"),
+            ("steps", "{} steps"), ("batch_size", "batch {}"), ("load_size", "load {}"), ("crop", "crop {}"))
+"""The defaults a family's help names, where the option applies to it."""
+
+
 def _family_command(family: Family) -> Callable[..., None]:
     defaults = family.defaults
-    doc = (f"{family.summary}\n\nDefaults: {defaults.arch}, {defaults.blocks} blocks, {defaults.features} "
-           f"features, x{defaults.scale}, {defaults.steps} steps, batch {defaults.batch_size}, crop {defaults.crop}.")
-    parameters = _parameters(family, _FLAGS, with_config=True)
+    named = [defaults.arch] + [text.format(getattr(defaults, name)) for name, text in _SUMMARY
+                               if name in family.options]
+    doc = f"{family.summary}\n\nDefaults: {', '.join(named)}."
+    parameters = _parameters(family, [flag for flag in _FLAGS if flag.name in family.options], with_config=True)
     return _command(family.name, doc, parameters, lambda values: _train(family.name, values))
 
 
@@ -200,7 +249,7 @@ def export(
     quiet: _QUIET = False,
     debug: _DEBUG = False,
 ) -> None:
-    """Write a run's generator (its EMA weights if it had them) as a model for imgan upscale --model."""
+    """Write a run's generator (its EMA weights if it had them) as a model for the --model of its imgan task."""
     from imgan.cli import reporting
     from imgan.console import out, setup_logging
 

@@ -277,7 +277,7 @@ class SRPairs(Dataset):
             )
         if too_small:
             logger.warning("images smaller than the %d-pixel crop are not used (%d): %s",
-                           crop, len(too_small), _some(too_small))
+                           crop, len(too_small), some_names(too_small))
         self._cumulative = torch.tensor(areas, dtype=torch.float64).cumsum(0)
 
     def __len__(self) -> int:
@@ -304,7 +304,7 @@ class SRPairs(Dataset):
         return self._indices[min(position, len(self._indices) - 1)]
 
 
-def _some(names: list[str]) -> str:
+def some_names(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_NAMED])
     return shown if len(names) <= _MAX_NAMED else f"{shown} and {len(names) - _MAX_NAMED} more"
 

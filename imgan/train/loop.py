@@ -518,7 +518,7 @@ def _write_samples(grid: torch.Tensor, path: Path) -> None:
 
 
 @torch.no_grad()
-def _evaluate(function: Callable[[nn.Module], T], module: nn.Module) -> T:
+def in_eval_mode(function: Callable[[nn.Module], T], module: nn.Module) -> T:
     was_training = module.training
     module.eval()
     try:
@@ -601,12 +601,12 @@ def run(
             """Validation scores and sample grids of the EMA generator (else the live one)."""
             generator = ema.module if ema is not None else spec.module
             if _every(step, config.val_every, final):
-                scores = _evaluate(trainer.validate, generator)
+                scores = in_eval_mode(trainer.validate, generator)
                 log.info("step %d: validation %s", step, _format_values(scores))
                 if metrics is not None:
                     metrics.write(step, {f"val/{k}": v for k, v in scores.items()})
             if _every(step, config.sample_every, final):
-                grid = _evaluate(trainer.samples, generator)
+                grid = in_eval_mode(trainer.samples, generator)
                 _write_samples(grid, run_dir / "samples" / f"step_{step:07d}.png")
 
         try:

@@ -25,9 +25,9 @@ from imgan.train import losses
 from imgan.train.config import FAMILIES, TrainConfig
 from imgan.train.data import ImagePool, SRPairs, SRValidation, scan_images
 from imgan.train.degrade import DegradationConfig
-from imgan.train.loop import GeneratorSpec, RunResult, Runtime, run, samples_needed
+from imgan.train.loop import GeneratorSpec, Runtime, samples_needed
 
-__all__ = ["SRTrainer", "generator_params", "lr_factor", "train_sr"]
+__all__ = ["LossLog", "SRTrainer", "generator_params", "lr_factor", "make_optimizer"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def lr_factor(step: int, *, config: TrainConfig) -> float:
     return 1.0
 
 
-def _optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return kind(parameters, lr=lr, betas=(config.betas[0], config.betas[1]), weight_decay=config.weight_decay)
 
@@ -101,7 +101,7 @@ class _FirstImages:
         return self._pool[index]
 
 
-class _LossLog:
+class LossLog:
     """Loss values of one step, averaged over its micro-batches; read back with one device sync."""
 
     def __init__(self, *, micro_batches: int) -> None:
@@ -140,14 +140,14 @@ class SRTrainer:
         except ModelError as exc:
             raise UsageError(str(exc)) from exc
         self.g = runtime.wrap(self.generator)  # g, d: the networks as trained (DDP-wrapped when distributed)
-        self.optimizer_g = _optimizer(config, self.generator.parameters(), config.lr)
+        self.optimizer_g = make_optimizer(config, self.generator.parameters(), config.lr)
         self.scheduler_g = _scheduler(config, self.optimizer_g)
 
         self.discriminator: nn.Module | None = None
         if self.family.discriminator != "none":
             self.discriminator = _discriminator(self.family.discriminator, config).to(device)
             self.d = runtime.wrap(self.discriminator)
-            self.optimizer_d = _optimizer(config, self.discriminator.parameters(), config.lr_d or config.lr)
+            self.optimizer_d = make_optimizer(config, self.discriminator.parameters(), config.lr_d or config.lr)
             self.scheduler_d = _scheduler(config, self.optimizer_d)
 
         if self.discriminator is not None and config.pretrain_steps >= config.steps:
@@ -188,14 +188,14 @@ class SRTrainer:
 
     def train_step(self, batch: Sequence[dict[str, torch.Tensor]], step: int) -> dict[str, float]:
         pretraining = step < self.config.pretrain_steps
-        logs = _LossLog(micro_batches=len(batch))
+        logs = LossLog(micro_batches=len(batch))
         fakes = self._generator_step(batch, pretraining=pretraining, logs=logs)
         if self.discriminator is not None and not pretraining:
             self._discriminator_step(batch, fakes, logs=logs)
         return logs.means()
 
     def _generator_step(self, batch: Sequence[dict[str, torch.Tensor]], *, pretraining: bool,
-                        logs: _LossLog) -> list[torch.Tensor]:
+                        logs: LossLog) -> list[torch.Tensor]:
         """Pixel (+ perceptual + adversarial) loss on each micro-batch; returns the detached outputs."""
         config, run, discriminator = self.config, self.runtime, self.discriminator
         adversarial = discriminator is not None and not pretraining
@@ -229,7 +229,7 @@ class SRTrainer:
         return fakes
 
     def _discriminator_step(self, batch: Sequence[dict[str, torch.Tensor]], fakes: list[torch.Tensor], *,
-                            logs: _LossLog) -> None:
+                            logs: LossLog) -> None:
         """Real HR crops against this step's generator outputs."""
         run = self.runtime
         if self.discriminator is not None:
@@ -302,7 +302,3 @@ class SRTrainer:
         rows = [F.pad(row, (0, width - row.shape[-1])) for row in rows]
         return torch.cat(rows, dim=-2)
 
-
-def train_sr(config: TrainConfig, *, resume: bool, show_progress: bool = True) -> RunResult:
-    """Train (or with ``resume`` continue) an SR run as ``config`` describes."""
-    return run(config, SRTrainer, resume=resume, show_progress=show_progress)
