@@ -25,8 +25,17 @@ from imgan.paths import Source
 log = logging.getLogger(__name__)
 
 Reader = Callable[["Job"], Picture]
-Worker = Callable[[Picture], Picture]
-Writer = Callable[["Job", Picture], dict[str, Any]]
+Worker = Callable[[Picture], "Picture | Result"]
+Writer = Callable[["Job", "Picture | Result"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A worker's output with companions: ``extras`` are written beside the target as
+    ``<target stem>_<name><target suffix>`` (the edge map of ``sketch2photo --save-sketch``)."""
+
+    picture: Picture
+    extras: dict[str, Picture] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,9 +157,14 @@ class OutputOptions:
 
 
 def plan_jobs(
-    arguments: list[str], options: OutputOptions, *, scale: float, model: str
+    arguments: list[str], options: OutputOptions, *, scale: float, model: str, suffix: str | None = None,
+    extras: Sequence[str] = (),
 ) -> tuple[list[Job], list[Outcome]]:
-    """Jobs for every input, and the outcomes already decided (no match, skipped, refused)."""
+    """Jobs for every input, and the outcomes already decided (no match, skipped, refused).
+
+    ``suffix`` tags default output names (``photo_monet.jpg``); default ``x{scale}``. ``extras``
+    names the companions each job also writes (see ``Result``): their paths are checked too.
+    """
     from imgan.errors import UsageError
     from imgan.paths import STDIO, check_target, expand_inputs, output_format, render_output
 
@@ -163,12 +177,14 @@ def plan_jobs(
         raise UsageError("'-' (stdin) can be given only once")
     if options.out == STDIO and len(sources) > 1:
         raise UsageError("--out - (stdout) takes exactly one input")
+    if extras and (options.out == STDIO or any(source.is_stdin for source in sources) and options.out is None):
+        raise UsageError(f"the {' and '.join(extras)} cannot go to stdout too; give --out a file or folder")
     inputs = {source.path.resolve() for source in sources if source.path is not None}
     claimed: dict[Path, str] = {}
     jobs: list[Job] = []
     for source in sources:
         fmt = output_format(source, options.format)
-        target = render_output(source, options.out, ext=fmt, scale=scale, model=model)
+        target = render_output(source, options.out, ext=fmt, scale=scale, model=model, suffix=suffix)
         job = Job(source, target, fmt)
         if target is None:
             jobs.append(job)
@@ -183,6 +199,8 @@ def plan_jobs(
                 decided.append(Outcome(job, "skipped", info={"reason": "output exists"}))
                 continue
             check_target(source, target, overwrite=options.overwrite, inputs=inputs)
+            for name in extras:
+                check_target(source, companion_path(target, name), overwrite=options.overwrite, inputs=inputs)
         except ImganError as error:
             decided.append(Outcome(job, "failed", describe_error(job, error)))
             continue
@@ -203,16 +221,27 @@ def file_reader(*, max_pixels: int | None, stdin: Callable[[], bytes]) -> Reader
     return read
 
 
+def companion_path(target: Path, name: str) -> Path:
+    """Where the extra output ``name`` of a job writing ``target`` goes."""
+    return target.with_name(f"{target.stem}_{name}{target.suffix}")
+
+
 def file_writer(*, quality: int | None, stdout: Callable[[bytes], None]) -> Writer:
-    """Write a job's result atomically to its target, or encoded to stdout."""
+    """Write a job's result atomically to its target, or encoded to stdout; then its extras."""
     from imgan.io import encode_picture, write_picture
 
-    def write(job: Job, picture: Picture) -> dict[str, Any]:
+    def write(job: Job, result: Picture | Result) -> dict[str, Any]:
+        picture, extras = (result.picture, result.extras) if isinstance(result, Result) else (result, {})
+        info: dict[str, Any] = {}
         if job.target is None:
             stdout(encode_picture(picture, format=job.format, quality=quality))
-        else:
+        else:  # plan_jobs checked the extras' paths as it checked the target
             write_picture(picture, job.target, format=job.format, quality=quality)
+            for name, extra in extras.items():
+                path = companion_path(job.target, name)
+                write_picture(extra, path, format=job.format, quality=quality)
+                info[name] = str(path)
         height, width = picture.rgb.shape[-2:]
-        return {"width": int(width), "height": int(height)}
+        return {"width": int(width), "height": int(height), **info}
 
     return write

@@ -8,8 +8,10 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,11 +21,14 @@ from imgan.console import err, out, setup_logging
 from imgan.errors import ImganError, UsageError
 
 if TYPE_CHECKING:
-    from imgan.batch import Outcome
+    from imgan.batch import Outcome, Result, Worker
+    from imgan.descriptor import ModelDescriptor
+    from imgan.engine import Engine
+    from imgan.io import Picture
 
 app = typer.Typer(
     name="imgan",
-    help="Run and train GANs on images: upscale, train, evaluate, manage weights.",
+    help="Run and train GANs on images: upscale, stylize, sketch2photo, age, train, evaluate, manage weights.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,6 +42,7 @@ from imgan.train.commands import train_app  # noqa: E402 - the train sub-app; im
 app.add_typer(train_app, name="train")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb limit
 
 # Options shared by every model command.
 DeviceOption = Annotated[str, typer.Option(
@@ -168,11 +174,80 @@ def _stdout_bytes(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The options every image command shares, as given on its command line."""
+
+    out: str | None
+    format: str
+    quality: int | None
+    skip_existing: bool
+    overwrite: bool
+    max_pixels: int
+    device: str
+    precision: str
+    quiet: bool
+    as_json: bool
+    debug: bool
+    tile: str = "auto"
+    batch_size: int | None = None
+
+
+def _process_images(
+    inputs: list[str],
+    run: _Run,
+    *,
+    task: str,
+    model: str,
+    work: Callable[[Engine], Worker],
+    suffix: Callable[[ModelDescriptor], str | None] = lambda descriptor: None,
+    scale: float | None = None,
+    extras: tuple[str, ...] = (),
+    denoise: float | None = None,
+    prepare: Callable[[ModelDescriptor], None] | None = None,
+) -> int:
+    """Load ``model``, then read, process and write every input: the exit code.
+
+    ``work(engine)`` gives the per-picture function of one engine (one per ``--device``);
+    ``suffix`` tags default output names; ``prepare`` adjusts the loaded model first.
+    """
+    from imgan.batch import OutputOptions, file_reader, file_writer, plan_jobs, run_jobs
+    from imgan.engine import Engine, parse_devices
+    from imgan.models import load_model
+
+    if run.as_json and run.out == "-":
+        raise UsageError("--json and --out - both want stdout; choose one")
+    tile_size = _parse_tile(run.tile)
+    devices = parse_devices(run.device)
+    with _download_progress(quiet=run.quiet) as progress:
+        descriptor = load_model(model, task=task, denoise=denoise, progress=progress)
+    if prepare is not None:
+        prepare(descriptor)
+    options = OutputOptions(out=run.out, format=run.format, quality=run.quality,
+                            skip_existing=run.skip_existing, overwrite=run.overwrite)
+    jobs, decided = plan_jobs(inputs, options, scale=scale if scale is not None else float(descriptor.scale),
+                              model=descriptor.name, suffix=suffix(descriptor), extras=extras)
+    if not run.as_json and any(job.target is None for job in jobs) and sys.stdout.isatty():
+        raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
+    first = Engine(descriptor, devices[0], precision=run.precision, tile_size=tile_size,
+                   batch_size=run.batch_size)
+    engines = [first] + [first.replica(device) for device in devices[1:]]
+    outcomes = run_jobs(
+        jobs, [work(engine) for engine in engines],
+        read=file_reader(max_pixels=run.max_pixels or None, stdin=lambda: sys.stdin.buffer.read()),
+        write=file_writer(quality=run.quality, stdout=_stdout_bytes),
+    )
+    return _report(itertools.chain(decided, outcomes), total=len(decided) + len(jobs),
+                   as_json=run.as_json, quiet=run.quiet, debug=run.debug)
+
+
+InputsArgument = Annotated[list[str], typer.Argument(
+    help="Image files, directories, globs ('photos/**/*.jpg'), or '-' for stdin.", show_default=False)]
+
+
 @app.command()
 def upscale(
-    inputs: Annotated[list[str], typer.Argument(
-        help="Image files, directories, globs ('photos/**/*.jpg'), or '-' for stdin.",
-        show_default=False)],
+    inputs: InputsArgument,
     scale: Annotated[float | None, typer.Option(
         "--scale", "-s", help="Output scale; default the model's own. Other factors resize the "
         "model's output to the exact size.")] = None,
@@ -189,7 +264,7 @@ def upscale(
     quality: QualityOption = None,
     skip_existing: SkipOption = False,
     overwrite: OverwriteOption = False,
-    max_pixels: MaxPixelsOption = 178_956_970,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
     tile: TileOption = "auto",
     batch_size: BatchOption = None,
     device: DeviceOption = "auto",
@@ -199,41 +274,166 @@ def upscale(
     debug: DebugOption = False,
 ) -> None:
     """Upscale images with a super-resolution GAN (Real-ESRGAN family and your own models)."""
+    run = _Run(out_, format_, quality, skip_existing, overwrite, max_pixels, device, precision, quiet, as_json,
+               debug, tile, batch_size)
     setup_logging(quiet=quiet, debug=debug)
     with reporting(debug=debug):
-        from imgan.batch import OutputOptions, file_reader, file_writer, plan_jobs, run_jobs
-        from imgan.engine import Engine, parse_devices
-        from imgan.models import load_model
         from imgan.tasks.upscale import ALPHA_MODES, upscale_picture
 
         if alpha not in ALPHA_MODES:
             raise UsageError(f"--alpha {alpha!r}: use one of {', '.join(ALPHA_MODES)}")
-        if as_json and out_ == "-":
-            raise UsageError("--json and --out - both want stdout; choose one")
-        tile_size = _parse_tile(tile)
-        devices = parse_devices(device)
-        with _download_progress(quiet=quiet) as progress:
-            descriptor = load_model(model, task="upscale", denoise=denoise, progress=progress)
-        label = scale if scale is not None else float(descriptor.scale)
-        options = OutputOptions(out=out_, format=format_, quality=quality,
-                                skip_existing=skip_existing, overwrite=overwrite)
-        jobs, decided = plan_jobs(inputs, options, scale=label, model=descriptor.name)
-        if as_json is False and any(job.target is None for job in jobs) and sys.stdout.isatty():
-            raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
-        first = Engine(descriptor, devices[0], precision=precision, tile_size=tile_size,
-                       batch_size=batch_size)
-        engines = [first] + [first.replica(d) for d in devices[1:]]
-        workers = [
-            (lambda picture, engine=engine: upscale_picture(picture, engine, scale=scale, alpha=alpha))
-            for engine in engines
-        ]
-        outcomes = run_jobs(
-            jobs, workers,
-            read=file_reader(max_pixels=max_pixels or None, stdin=lambda: sys.stdin.buffer.read()),
-            write=file_writer(quality=quality, stdout=_stdout_bytes),
-        )
-        code = _report(itertools.chain(decided, outcomes), total=len(decided) + len(jobs),
-                       as_json=as_json, quiet=quiet, debug=debug)
+        code = _process_images(
+            inputs, run, task="upscale", model=model, denoise=denoise, scale=scale,
+            work=lambda engine: lambda picture: upscale_picture(picture, engine, scale=scale, alpha=alpha))
+    raise typer.Exit(code)
+
+
+STYLES = {"monet": "cyclegan-monet", "vangogh": "cyclegan-vangogh", "cezanne": "cyclegan-cezanne",
+          "ukiyoe": "cyclegan-ukiyoe"}
+
+
+@app.command()
+def stylize(
+    inputs: InputsArgument,
+    style: Annotated[str, typer.Option(
+        "--style", help=f"{', '.join(STYLES)}, a registry name (imgan models list --task stylize) or a "
+        ".pth/.safetensors file (your own imgan train cyclegan export).")] = "monet",
+    strength: Annotated[float, typer.Option(
+        "--strength", min=0.0, max=1.0, help="1: the painting; lower values blend it with the photo.")] = 1.0,
+    out_: OutOption = None,
+    format_: FormatOption = "same",
+    quality: QualityOption = None,
+    skip_existing: SkipOption = False,
+    overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
+    tile: TileOption = "auto",
+    batch_size: BatchOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Turn photos into paintings (CycleGAN: Monet, Van Gogh, Cezanne, ukiyo-e) at full resolution.
+
+    Large images are tiled; every tile is normalised with statistics of the whole image, so
+    tiles match. Default output: [b]{stem}_{style}.{ext}[/] beside the input.
+    """
+    run = _Run(out_, format_, quality, skip_existing, overwrite, max_pixels, device, precision, quiet, as_json,
+               debug, tile, batch_size)
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        from imgan.models import is_local_model
+        from imgan.tasks.translate import stylize_picture
+
+        model = STYLES.get(style, style)
+        tag = style if style in STYLES else Path(style).stem if is_local_model(style) else style
+        code = _process_images(
+            inputs, run, task="stylize", model=model, suffix=lambda descriptor: tag,
+            work=lambda engine: lambda picture: stylize_picture(picture, engine, strength=strength))
+    raise typer.Exit(code)
+
+
+@app.command()
+def sketch2photo(
+    inputs: InputsArgument,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="A registry name (imgan models list --task sketch2photo) or a "
+        ".pth/.safetensors file (your own imgan train pix2pix export).")] = "pix2pix-edges2shoes",
+    from_photo: Annotated[bool, typer.Option(
+        "--from-photo", help="The inputs are photos: draw their edge map first, as the training "
+        "sketches were made.")] = False,
+    save_sketch: Annotated[bool, typer.Option(
+        "--save-sketch", help="With --from-photo, also write the edge map as <output>_sketch.")] = False,
+    size: Annotated[int, typer.Option(
+        "--size", min=0, help="Working size of the longer side (the model was trained at 256); "
+        "0: the input's own size. The result always has the input's size.")] = 256,
+    batchnorm: Annotated[str, typer.Option(
+        "--batchnorm", help="image: normalise each image by its own statistics, as upstream tests "
+        "(default); running: the statistics saved in training.")] = "image",
+    out_: OutOption = None,
+    format_: FormatOption = "same",
+    quality: QualityOption = None,
+    skip_existing: SkipOption = False,
+    overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Turn sketches (or, with --from-photo, photos) into photos with pix2pix.
+
+    Default output: [b]{stem}_photo.{ext}[/] beside the input.
+    """
+    run = _Run(out_, format_, quality, skip_existing, overwrite, max_pixels, device, precision, quiet, as_json,
+               debug)
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        from imgan.archs.pix2pix import set_batchnorm_mode
+        from imgan.batch import Result
+        from imgan.normstats import uses_image_statistics
+        from imgan.tasks.sketch2photo import sketch2photo_picture
+
+        if batchnorm not in ("image", "running"):
+            raise UsageError(f"--batchnorm {batchnorm!r}: use image or running")
+        if save_sketch and not from_photo:
+            raise UsageError("--save-sketch saves the edge map --from-photo draws; add --from-photo")
+
+        def prepare(descriptor: ModelDescriptor) -> None:
+            set_batchnorm_mode(descriptor.module, per_image=batchnorm == "image")
+            descriptor.image_statistics = uses_image_statistics(descriptor.module)
+
+        def work(engine: Engine) -> Worker:
+            def process(picture: Picture) -> Picture | Result:
+                photo, sketch = sketch2photo_picture(picture, engine, size=size, from_photo=from_photo)
+                return Result(photo, {"sketch": sketch}) if save_sketch and sketch is not None else photo
+            return process
+
+        code = _process_images(inputs, run, task="sketch2photo", model=model, prepare=prepare, work=work,
+                               suffix=lambda descriptor: "photo", extras=("sketch",) if save_sketch else ())
+    raise typer.Exit(code)
+
+
+@app.command()
+def age(
+    inputs: InputsArgument,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="A registry name (imgan models list --task age) or a .pth/.safetensors "
+        "file (your own imgan train aging export).")] = "fast-aginggan",
+    face: Annotated[list[str] | None, typer.Option(
+        "--face", help="A face box x,y,w,h in pixels instead of detecting faces; repeat for several.",
+        show_default=False)] = None,
+    out_: OutOption = None,
+    format_: FormatOption = "same",
+    quality: QualityOption = None,
+    skip_existing: SkipOption = False,
+    overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Make the faces in photos look older (Fast-AgingGAN).
+
+    Every face is found (offline), framed as the model expects (512x512, face about 256 px),
+    aged and blended back; the rest of the photo is untouched. Default output:
+    [b]{stem}_aged.{ext}[/] beside the input.
+    """
+    run = _Run(out_, format_, quality, skip_existing, overwrite, max_pixels, device, precision, quiet, as_json,
+               debug, tile="0")
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        from imgan.faces import parse_face_box
+        from imgan.tasks.age import age_picture
+
+        faces = [parse_face_box(text) for text in face] if face else None
+        code = _process_images(
+            inputs, run, task="age", model=model, suffix=lambda descriptor: "aged",
+            work=lambda engine: lambda picture: age_picture(picture, engine, faces=faces))
     raise typer.Exit(code)
 
 
@@ -290,7 +490,16 @@ def _spec_record(spec: Any) -> dict[str, Any]:
         "license": spec.license, "source": spec.source, "paper": spec.paper,
         "description": spec.description, "denoise_companion": spec.denoise_companion,
         "path": str(hub.cached_path(spec)), "cached": hub.cached_path(spec).exists(),
+        **_first_download_record(spec),
     }
+
+
+def _first_download_record(spec: Any) -> dict[str, Any]:
+    """For weights upstream publishes no digest for: what imgan recorded on the first download."""
+    from imgan import hub
+
+    pin = hub.read_pin(hub.cached_path(spec)) if spec.digest == hub.UNPUBLISHED else None
+    return {} if pin is None else {"recorded_sha256": pin[0], "recorded_size": pin[1]}
 
 
 def _markdown_table(specs: list[Any]) -> str:

@@ -11,9 +11,9 @@ from imgan.errors import InputError, OutputError
 from imgan.io import SUPPORTED_FORMATS, format_for_path, is_image_path
 
 STDIO = "-"
-DEFAULT_TEMPLATE = "{dir}/{stem}_x{scale}.{ext}"
-DIRECTORY_TEMPLATE = "{relpath}/{stem}_x{scale}.{ext}"
-TEMPLATE_FIELDS = ("stem", "ext", "scale", "model", "relpath", "dir")
+DEFAULT_TEMPLATE = "{dir}/{stem}_{suffix}.{ext}"
+DIRECTORY_TEMPLATE = "{relpath}/{stem}_{suffix}.{ext}"
+TEMPLATE_FIELDS = ("stem", "ext", "scale", "model", "relpath", "dir", "suffix")
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,15 @@ def format_scale(scale: float) -> str:
 
 
 def render_output(
-    source: Source, template: str | None, *, ext: str, scale: float, model: str
+    source: Source, template: str | None, *, ext: str, scale: float, model: str, suffix: str | None = None
 ) -> Path | None:
     """The output path for ``source``: None means stdout.
 
     ``template`` may be ``-`` (stdout), a directory (existing, ending in a slash, or a name
-    without a suffix), a file name (for one input), or a
-    pattern with the fields {stem} {ext} {scale} {model} {relpath} {dir}. Default: beside
-    the input as ``{stem}_x{scale}.{ext}``; stdin defaults to stdout.
+    without a suffix), a file name (for one input), or a pattern with the fields {stem} {ext}
+    {scale} {model} {relpath} {dir} {suffix}. ``suffix`` is the command's tag for its outputs
+    (default ``x{scale}``; ``monet``, ``photo``, ``aged`` for the translation commands). Default:
+    beside the input as ``{stem}_{suffix}.{ext}``; stdin defaults to stdout.
     """
     if template == STDIO or (template is None and source.is_stdin):
         return None
@@ -138,6 +139,7 @@ def render_output(
         rendered = template.format(
             stem=stem, ext=ext, scale=format_scale(scale), model=model,
             relpath=source.relpath or ".", dir=folder,
+            suffix=f"x{format_scale(scale)}" if suffix is None else suffix,
         )
     except (KeyError, IndexError, ValueError) as exc:
         fields = " ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
