@@ -209,7 +209,7 @@ def test_age_changes_the_face_only_and_fails_alone_without_one(tmp_path: Path, a
     changed = np.argwhere(np.abs(after - before).max(-1) > 0)
     assert len(changed) > 5000  # the face region
     (top, left), (bottom, right) = changed.min(0), changed.max(0)
-    assert 0 < left and right < 511 and bottom < 511  # pixels far from the face are untouched
+    assert 0 < top and 0 < left and right < 511 and bottom < 511  # pixels far from the face are untouched
     assert not (tmp_path / "wall_aged.png").exists()
 
 

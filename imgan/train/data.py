@@ -229,7 +229,24 @@ def random_crop_augment(
     return crop.float().div_(255).contiguous()
 
 
-class SRPairs(Dataset):
+class SeededSamples(Dataset):
+    """A dataset of ``length`` samples whose random choices come only from ``sample_generator(seed, i)``."""
+
+    length: int
+    seed: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def generator(self, index: int) -> torch.Generator:
+        """The generator of sample ``index`` (IndexError outside the dataset)."""
+        index = operator.index(index)
+        if not 0 <= index < self.length:
+            raise IndexError(f"sample {index} is outside 0..{self.length - 1}")
+        return sample_generator(self.seed, index)
+
+
+class SRPairs(SeededSamples):
     """Training pairs made on the fly: item i = {'hr': (3,crop,crop), 'lr': (3,crop/scale,crop/scale)}, float [0,1].
 
     The image for item i is drawn with probability proportional to its area (every pixel of the
@@ -280,14 +297,8 @@ class SRPairs(Dataset):
                            crop, len(too_small), some_names(too_small))
         self._cumulative = torch.tensor(areas, dtype=torch.float64).cumsum(0)
 
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = operator.index(index)
-        if not 0 <= index < self.length:
-            raise IndexError(f"sample {index} is outside 0..{self.length - 1}")
-        generator = sample_generator(self.seed, index)
+        generator = self.generator(index)
         image = self.pool[self._pick(generator)]
         hr = random_crop_augment(image, size=self.crop, generator=generator, augment=self.augment)
         if self.degradation is None:

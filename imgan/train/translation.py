@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import operator
 import os
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -42,7 +41,7 @@ from imgan.archs import ARCHS, build_model
 from imgan.errors import InputError, ModelError, UsageError
 from imgan.train import losses
 from imgan.train.config import FAMILIES, TrainConfig
-from imgan.train.data import ImagePool, random_crop_augment, sample_generator, scan_images, some_names
+from imgan.train.data import ImagePool, SeededSamples, random_crop_augment, sample_generator, scan_images, some_names
 from imgan.train.loop import GeneratorSpec, Runtime, in_eval_mode, samples_needed
 from imgan.train.sr import SAMPLE_ROWS, VALIDATION_FALLBACK, LossLog, make_optimizer
 
@@ -159,7 +158,7 @@ def load_pairs(config: TrainConfig, *, size: int, val: bool = False) -> list[tor
     return pairs if config.direction == "AtoB" else [pair[[3, 4, 5, 0, 1, 2]] for pair in pairs]
 
 
-class TranslationCrops(Dataset):
+class TranslationCrops(SeededSamples):
     """Training samples made on the fly: item i = {key: (3,crop,crop) float in [-1,1]}.
 
     ``groups`` holds (keys, images) where each uint8 image stacks the images of its keys along the
@@ -175,14 +174,8 @@ class TranslationCrops(Dataset):
         self.length = length
         self.seed = seed
 
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = operator.index(index)
-        if not 0 <= index < self.length:
-            raise IndexError(f"sample {index} is outside 0..{self.length - 1}")
-        generator = sample_generator(self.seed, index)
+        generator = self.generator(index)
         item: dict[str, torch.Tensor] = {}
         for keys, images in self.groups:
             image = images[int(torch.randint(len(images), (), generator=generator))]
