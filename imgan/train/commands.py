@@ -246,6 +246,9 @@ def export(
                                             show_default=False)],
     out_: Annotated[Path | None, typer.Option(
         "--out", "-o", help="The .safetensors file to write (default: RUN_DIR/model.safetensors).")] = None,
+    half: Annotated[bool, typer.Option(
+        "--half", help="Store the weights in float16: half the file; they run in the precision of --precision.")]
+    = False,
     quiet: _QUIET = False,
     debug: _DEBUG = False,
 ) -> None:
@@ -258,5 +261,5 @@ def export(
         from imgan.train.export import export_run
 
         folder = run_dir.parent.parent if run_dir.is_file() else run_dir
-        target = export_run(run_dir, out_ or folder / "model.safetensors")
+        target = export_run(run_dir, out_ or folder / "model.safetensors", half=half)
         out.print(str(target), markup=False)

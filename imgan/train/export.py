@@ -21,9 +21,13 @@ __all__ = ["canonical_safetensors", "export_run"]
 log = logging.getLogger(__name__)
 
 
-def export_run(location: Path, out: Path) -> Path:
-    """Write the generator of a run directory (its latest checkpoint) or of one checkpoint file to ``out``."""
+def export_run(location: Path, out: Path, *, half: bool = False) -> Path:
+    """Write the generator of a run directory (its latest checkpoint) or of one checkpoint file to ``out``.
+
+    ``half`` stores floating-point tensors as float16 (loading casts them back to the model's dtype).
+    """
     import safetensors.torch
+    import torch
 
     if out.suffix != ".safetensors":
         raise ImganError(f"{out}: the exported model is a safetensors file; end the name in .safetensors")
@@ -33,7 +37,8 @@ def export_run(location: Path, out: Path) -> Path:
     modules = state.get("modules", {})
     if not isinstance(record, dict) or record.get("module") not in modules:
         raise ImganError(f"{path}: the checkpoint does not say which network to export")
-    tensors = {name: (tensor.float() if tensor.is_floating_point() else tensor).contiguous().clone()
+    dtype = torch.float16 if half else torch.float32
+    tensors = {name: (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous().clone()
                for name, tensor in modules[record["module"]].items()}
     metadata = {
         "arch": str(record["arch"]),

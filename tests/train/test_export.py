@@ -58,6 +58,22 @@ def test_exported_model_upscales_with_no_other_flag(trained_run: Path, tmp_path:
         assert image.size == (40, 28)
 
 
+def test_half_export_stores_float16_and_loads_into_float32(trained_run: Path, tmp_path: Path) -> None:
+    from imgan.models import load_model
+
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    assert runner.invoke(app, ["train", "export", str(trained_run), "--out", str(full)]).exit_code == 0
+    assert runner.invoke(app, ["train", "export", str(trained_run), "--out", str(half), "--half"]).exit_code == 0
+    with safetensors.safe_open(str(half), framework="pt") as file:
+        assert {file.get_tensor(key).dtype for key in file.keys()} == {torch.float16}  # noqa: SIM118
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    exact, rounded = load_model(str(full), task="upscale"), load_model(str(half), task="upscale")
+    assert all(p.dtype == torch.float32 for p in rounded.module.parameters())
+    image = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (exact(image) - rounded(image)).abs().max() < 2e-3
+
+
 def test_export_defaults_into_the_run_directory(trained_run: Path) -> None:
     result = runner.invoke(app, ["train", "export", str(trained_run)])
     assert result.exit_code == 0, result.output
