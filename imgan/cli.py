@@ -200,7 +200,7 @@ def _process_images(
     task: str,
     model: str,
     work: Callable[[Engine], Worker],
-    suffix: Callable[[ModelDescriptor], str | None] = lambda descriptor: None,
+    suffix: str | None = None,
     scale: float | None = None,
     extras: tuple[str, ...] = (),
     denoise: float | None = None,
@@ -226,7 +226,7 @@ def _process_images(
     options = OutputOptions(out=run.out, format=run.format, quality=run.quality,
                             skip_existing=run.skip_existing, overwrite=run.overwrite)
     jobs, decided = plan_jobs(inputs, options, scale=scale if scale is not None else float(descriptor.scale),
-                              model=descriptor.name, suffix=suffix(descriptor), extras=extras)
+                              model=descriptor.name, suffix=suffix, extras=extras)
     if not run.as_json and any(job.target is None for job in jobs) and sys.stdout.isatty():
         raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
     first = Engine(descriptor, devices[0], precision=run.precision, tile_size=tile_size,
@@ -329,7 +329,7 @@ def stylize(
         model = STYLES.get(style, style)
         tag = style if style in STYLES else Path(style).stem if is_local_model(style) else style
         code = _process_images(
-            inputs, run, task="stylize", model=model, suffix=lambda descriptor: tag,
+            inputs, run, task="stylize", model=model, suffix=tag,
             work=lambda engine: lambda picture: stylize_picture(picture, engine, strength=strength))
     raise typer.Exit(code)
 
@@ -338,8 +338,8 @@ def stylize(
 def sketch2photo(
     inputs: InputsArgument,
     model: Annotated[str, typer.Option(
-        "--model", "-m", help="A registry name (imgan models list --task sketch2photo) or a "
-        ".pth/.safetensors file (your own imgan train pix2pix export).")] = "pix2pix-edges2shoes",
+        "--model", "-m", help="A registry name (imgan models list --task sketch2photo; pix2pix-edges2shoes "
+        "for shoes) or a .pth/.safetensors file (your own imgan train pix2pix export).")] = "imgan-sketch2photo",
     from_photo: Annotated[bool, typer.Option(
         "--from-photo", help="The inputs are photos: draw their edge map first, as the training "
         "sketches were made.")] = False,
@@ -392,7 +392,7 @@ def sketch2photo(
             return process
 
         code = _process_images(inputs, run, task="sketch2photo", model=model, prepare=prepare, work=work,
-                               suffix=lambda descriptor: "photo", extras=("sketch",) if save_sketch else ())
+                               suffix="photo", extras=("sketch",) if save_sketch else ())
     raise typer.Exit(code)
 
 
@@ -432,7 +432,7 @@ def age(
 
         faces = [parse_face_box(text) for text in face] if face else None
         code = _process_images(
-            inputs, run, task="age", model=model, suffix=lambda descriptor: "aged",
+            inputs, run, task="age", model=model, suffix="aged",
             work=lambda engine: lambda picture: age_picture(picture, engine, faces=faces))
     raise typer.Exit(code)
 

@@ -562,9 +562,9 @@ def test_verify_cache_of_the_registry_reports_cached_files_only() -> None:
     results = {name: (ok, reason) for name, _, ok, reason in verify_cache()}
 
     # The corrupted download, and the weights that ship inside the package (always present).
-    assert set(results) == {"realesr-animevideov3", "imgan-sr-x4"}
+    assert set(results) == {"realesr-animevideov3", "imgan-sr-x4", "imgan-sketch2photo"}
     assert results["realesr-animevideov3"] == (False, f"size is 15 bytes, expected {spec.size}")
-    assert results["imgan-sr-x4"] == (True, "ok")
+    assert results["imgan-sr-x4"] == results["imgan-sketch2photo"] == (True, "ok")
 
 
 # --------------------------------------------------------------------------------------------
