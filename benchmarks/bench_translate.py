@@ -50,8 +50,7 @@ def engine(tile: int):  # noqa: ANN201 - Engine
     torch.manual_seed(0)
     module = build_model("cyclegan", PARAMS)
     descriptor = ModelDescriptor(module=module, name="cyclegan", arch="cyclegan", task="stylize", scale=1,
-                                 size_multiple=4, value_range=(-1.0, 1.0), tile_overlap=TILE_OVERLAP["cyclegan"],
-                                 image_statistics=True)
+                                 size_multiple=4, value_range=(-1.0, 1.0), tile_overlap=TILE_OVERLAP["cyclegan"])
     return Engine(descriptor, torch.device("cpu"), tile_size=tile)
 
 

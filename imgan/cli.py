@@ -373,7 +373,6 @@ def sketch2photo(
     with reporting(debug=debug):
         from imgan.archs.pix2pix import set_batchnorm_mode
         from imgan.batch import Result
-        from imgan.normstats import uses_image_statistics
         from imgan.tasks.sketch2photo import sketch2photo_picture
 
         if batchnorm not in ("image", "running"):
@@ -383,7 +382,6 @@ def sketch2photo(
 
         def prepare(descriptor: ModelDescriptor) -> None:
             set_batchnorm_mode(descriptor.module, per_image=batchnorm == "image")
-            descriptor.image_statistics = uses_image_statistics(descriptor.module)
 
         def work(engine: Engine) -> Worker:
             def process(picture: Picture) -> Picture | Result:

@@ -29,9 +29,17 @@ class ModelDescriptor:
     tileable: bool = True
     tile_overlap: int = 16
     supports_half: bool = True
-    image_statistics: bool = False
-    """Normalises by per-image statistics: tiles must share them (see imgan.normstats)."""
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_statistics(self) -> bool:
+        """The network normalises by per-image statistics, so tiles must share them (see imgan.normstats).
+
+        Read from the layers each time: switching pix2pix's BatchNorm mode changes it.
+        """
+        from imgan.normstats import uses_image_statistics
+
+        return uses_image_statistics(self.module)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         low, high = self.value_range

@@ -15,7 +15,6 @@ from imgan.archs import ARCHS, build_model, detect_arch
 from imgan.archs.cyclegan import drop_legacy_norm_buffers
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ModelError
-from imgan.normstats import uses_image_statistics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,6 @@ def _describe(
         value_range=value_range,
         tileable=bool(getattr(module, "tileable", True)),
         tile_overlap=TILE_OVERLAP.get(arch, 16),
-        image_statistics=uses_image_statistics(module),
         params=dict(params),
     )
 
