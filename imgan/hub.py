@@ -396,7 +396,7 @@ def _fetch_locked(
     for url in spec.urls:
         failure = _download_verified(spec, url, part, progress)
         if failure is None:
-            if spec.digest == UNPUBLISHED:
+            if spec.digest == UNPUBLISHED and read_pin(target) is None:  # a kept record was just checked
                 _record_pin(spec, part, target)
             os.replace(part, target)
             logger.info("saved %s", target)
@@ -409,14 +409,13 @@ def _fetch_locked(
 
 
 def _record_pin(spec: WeightSpec, part: Path, target: Path) -> None:
-    """Pin a file upstream published no digest for: its sha256 and size, before it is used."""
+    """Pin a file upstream published no digest for, on its first download: its sha256 and size."""
     from imgan.files import write_atomically
 
     digest, size = _hash_file(part, "sha256"), part.stat().st_size
-    if read_pin(target) is None:
-        logger.warning(
-            "upstream publishes no checksum for model '%s'; imgan recorded sha256 %s (%d bytes) on this "
-            "first download and will check the file against it from now on", spec.name, digest, size)
+    logger.warning(
+        "upstream publishes no checksum for model '%s'; imgan recorded sha256 %s (%d bytes) on this "
+        "first download and will check the file against it from now on", spec.name, digest, size)
     write_atomically(pin_path(target), f"{digest} {size}\n".encode("ascii"))
 
 
