@@ -373,8 +373,9 @@ def sketch2photo(
     with reporting(debug=debug):
         from imgan.archs.pix2pix import set_batchnorm_mode
         from imgan.batch import Result
-        from imgan.tasks.sketch2photo import sketch2photo_picture
+        from imgan.tasks.sketch2photo import check_size, sketch2photo_picture
 
+        check_size(size)
         if batchnorm not in ("image", "running"):
             raise UsageError(f"--batchnorm {batchnorm!r}: use image or running")
         if save_sketch and not from_photo:

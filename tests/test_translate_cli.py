@@ -169,6 +169,9 @@ def test_sketch2photo_batchnorm_modes_differ_and_running_is_deterministic(tmp_pa
     assert np.abs(outputs["image"] - outputs["running"]).mean() > 1
     result = invoke("sketch2photo", source, "--model", pix2pix_file, "--batchnorm", "bogus")
     assert result.exit_code == 2 and "--batchnorm 'bogus'" in result.output
+    result = invoke("sketch2photo", source, "--model", pix2pix_file, "--size", "100")
+    assert result.exit_code == 2 and "--size 100: use 0" in result.output
+    assert not (tmp_path / "s_photo.png").exists()
 
 
 def test_sketch2photo_refuses_a_sketch_onto_stdout_or_an_input(tmp_path: Path, pix2pix_file: Path) -> None:
