@@ -1,8 +1,10 @@
-"""Process many images through one or more workers, overlapping decode, compute and encode.
+"""Run one image pipeline over many inputs: plan the jobs, read, process and write them.
 
-Decoding runs in a reader pool ahead of the workers (a bounded number of pictures in flight),
-each worker owns one model on one device, and encoding plus the atomic write run in a writer
-pool. A failure is an outcome for that file only; the batch goes on.
+A job is one main image, its named companions (a mask, a reference image) and where its
+result goes. Decoding runs in a reader pool ahead of the workers (a bounded number of jobs in
+flight), each worker owns one model on one device, and encoding plus the atomic write run in a
+writer pool. A failure is an outcome for that job only; the batch goes on. Nothing here prints:
+the caller gets one ``Outcome`` per job and reports it.
 """
 
 from __future__ import annotations
@@ -12,21 +14,35 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgan.errors import ImganError, OutputError
+from imgan.errors import ImganError, InputError, OutputError, UsageError
 from imgan.io import Picture
-from imgan.paths import Source
+from imgan.paths import (
+    STDIO,
+    Source,
+    check_target,
+    expand_inputs,
+    output_format,
+    render_output,
+    resolve_companion,
+    resolved,
+)
+
+if TYPE_CHECKING:
+    from imgan.engine import Engine
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[["Job"], Picture]
-Worker = Callable[[Picture], "Picture | Result"]
+Reader = Callable[["Job"], "Inputs"]
+Worker = Callable[[Picture, Mapping[str, Picture]], "Picture | Result"]
+"""A picture and its companions (by name) in, the result out."""
 Writer = Callable[["Job", "Picture | Result"], dict[str, Any]]
+Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -40,11 +56,20 @@ class Result:
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where its result goes (``target`` None: stdout)."""
+    """One input with its companions (name -> file) and where its result goes (``target`` None: stdout)."""
 
     source: Source
     target: Path | None
     format: str
+    companions: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a reader decoded for one job."""
+
+    picture: Picture
+    companions: Mapping[str, Picture] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +85,7 @@ class Outcome:
     def as_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
             "input": self.job.source.name,
+            **{name: str(path) for name, path in self.job.companions.items()},
             "output": "-" if self.job.target is None else str(self.job.target),
             "status": self.status,
         }
@@ -89,7 +115,7 @@ def run_jobs(
 ) -> Iterator[Outcome]:
     """Yield one outcome per job, in completion order."""
     outcomes: queue.Queue[Outcome] = queue.Queue()
-    pending: queue.Queue[tuple[Job, Future[Picture]] | None] = queue.Queue()
+    pending: queue.Queue[tuple[Job, Future[Inputs]] | None] = queue.Queue()
     slots = threading.Semaphore(max(1, prefetch) * len(workers))
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgan-read")
     writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="imgan-write")
@@ -119,10 +145,11 @@ def run_jobs(
 
     def work(process: Worker) -> None:
         while (entry := pending.get()) is not None:
-            job, picture_future = entry
+            job, inputs_future = entry
             started = time.perf_counter()
             try:
-                result = process(picture_future.result())
+                inputs = inputs_future.result()
+                result = process(inputs.picture, inputs.companions)
             except Exception as error:  # noqa: BLE001 - reported per file
                 slots.release()
                 outcomes.put(failed(job, error))
@@ -158,16 +185,17 @@ class OutputOptions:
 
 def plan_jobs(
     arguments: list[str], options: OutputOptions, *, scale: float, model: str, suffix: str | None = None,
-    extras: Sequence[str] = (),
+    extras: Sequence[str] = (), companions: Mapping[str, str] = {},  # noqa: B006 - never mutated
 ) -> tuple[list[Job], list[Outcome]]:
     """Jobs for every input, and the outcomes already decided (no match, skipped, refused).
 
     ``suffix`` tags default output names (``photo_monet.jpg``); default ``x{scale}``. ``extras``
     names the companions each job also writes (see ``Result``): their paths are checked too.
+    ``companions`` maps each named extra input to what the user gave (see
+    ``paths.resolve_companion``). Found in a folder or by a glob, a file that is another
+    input's output or companion is not an input itself: re-running on a folder does not
+    process the results of the last run, and masks beside their photos are not photos.
     """
-    from imgan.errors import UsageError
-    from imgan.paths import STDIO, check_target, expand_inputs, output_format, render_output
-
     sources, unmatched = expand_inputs(arguments)
     decided = [
         Outcome(Job(source, None, ""), "failed", f"{source.name}: matches no image file")
@@ -179,44 +207,78 @@ def plan_jobs(
         raise UsageError("--out - (stdout) takes exactly one input")
     if extras and (options.out == STDIO or any(source.is_stdin for source in sources) and options.out is None):
         raise UsageError(f"the {' and '.join(extras)} cannot go to stdout too; give --out a file or folder")
-    inputs = {source.path.resolve() for source in sources if source.path is not None}
-    claimed: dict[Path, str] = {}
-    jobs: list[Job] = []
+
+    planned: list[tuple[Source, Job | Outcome]] = []
     for source in sources:
         fmt = output_format(source, options.format)
         target = render_output(source, options.out, ext=fmt, scale=scale, model=model, suffix=suffix)
-        job = Job(source, target, fmt)
-        if target is None:
+        try:
+            found = {name: resolve_companion(given, source, name=name) for name, given in companions.items()}
+        except ImganError as error:
+            job = Job(source, target, fmt)
+            planned.append((source, Outcome(job, "failed", describe_error(job, error))))
+            continue
+        planned.append((source, Job(source, target, fmt, found)))
+
+    producer: dict[Path, Source] = {}  # what each job writes or reads besides its input
+    for source, job in planned:
+        if isinstance(job, Job):
+            written = () if job.target is None else (job.target, *(companion_path(job.target, n) for n in extras))
+            producer.update((resolved(path), source) for path in (*written, *job.companions.values()))
+    kept: list[tuple[Source, Job | Outcome]] = []
+    for source, job in planned:
+        other = None if source.root is None or source.path is None else producer.get(resolved(source.path))
+        if other is not None and other != source:
+            log.debug("%s: the output or companion of %s; not an input itself", source.name, other.name)
+        else:
+            kept.append((source, job))
+    inputs = {resolved(source.path) for source, _ in kept if source.path is not None}
+    inputs.update(resolved(path) for _, job in kept if isinstance(job, Job) for path in job.companions.values())
+    claimed: dict[Path, str] = {}
+    jobs: list[Job] = []
+    for source, job in kept:
+        if isinstance(job, Outcome):
+            decided.append(job)
+            continue
+        if job.target is None:
             jobs.append(job)
             continue
         try:
-            resolved = target.resolve()
-            if resolved in claimed:
+            key = resolved(job.target)
+            if key in claimed:
                 raise OutputError(
-                    f"{target}: also the output of {claimed[resolved]}; use {{relpath}} or {{ext}} in --out"
+                    f"{job.target}: also the output of {claimed[key]}; use {{relpath}} or {{ext}} in --out"
                 )
-            if options.skip_existing and target.exists() and resolved not in inputs:
+            if options.skip_existing and job.target.exists() and key not in inputs:
                 decided.append(Outcome(job, "skipped", info={"reason": "output exists"}))
                 continue
-            check_target(source, target, overwrite=options.overwrite, inputs=inputs)
+            check_target(source, job.target, overwrite=options.overwrite, inputs=inputs)
             for name in extras:
-                check_target(source, companion_path(target, name), overwrite=options.overwrite, inputs=inputs)
+                check_target(source, companion_path(job.target, name), overwrite=options.overwrite, inputs=inputs)
         except ImganError as error:
             decided.append(Outcome(job, "failed", describe_error(job, error)))
             continue
-        claimed[resolved] = source.name
+        claimed[key] = source.name
         jobs.append(job)
     return jobs, decided
 
 
 def file_reader(*, max_pixels: int | None, stdin: Callable[[], bytes]) -> Reader:
-    """Read a job's input from its file, or from stdin."""
+    """Read a job's input from its file (or stdin) and its companions from theirs."""
     from imgan.io import decode_picture, read_picture
 
-    def read(job: Job) -> Picture:
+    def read(job: Job) -> Inputs:
         if job.source.path is None:
-            return decode_picture(stdin(), name=job.source.name, max_pixels=max_pixels)
-        return read_picture(job.source.path, max_pixels=max_pixels)
+            picture = decode_picture(stdin(), name=job.source.name, max_pixels=max_pixels)
+        else:
+            picture = read_picture(job.source.path, max_pixels=max_pixels)
+        companions = {}
+        for name, path in job.companions.items():
+            try:
+                companions[name] = read_picture(path, max_pixels=max_pixels)
+            except InputError as error:
+                raise InputError(f"{job.source.name}: {name} {error}") from None
+        return Inputs(picture, companions)
 
     return read
 
@@ -245,3 +307,109 @@ def file_writer(*, quality: int | None, stdout: Callable[[bytes], None]) -> Writ
         return {"width": int(width), "height": int(height), **info}
 
     return write
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """The options every image command shares, as given on its command line."""
+
+    out: str | None = None
+    format: str = "same"
+    quality: int | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    max_pixels: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    tile: str = "auto"
+    batch_size: int | None = None
+    as_json: bool = False
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What one image command runs: its model, the per-engine worker and how outputs are named.
+
+    ``worker(engine)`` gives the function that processes one job on that engine (one engine per
+    ``--device``); ``suffix`` tags default output names (default ``x{scale}``); ``extras`` names
+    the companion outputs a worker may return; ``companions`` the named extra inputs (name ->
+    what the user gave); ``tiling`` False runs every picture whole (the task feeds fixed-size
+    crops); ``prepare`` adjusts the loaded model before engines are made.
+    """
+
+    task: str
+    model: str
+    worker: Callable[[Engine], Worker]
+    suffix: str | None = None
+    scale: float | None = None
+    extras: tuple[str, ...] = ()
+    companions: Mapping[str, str] = field(default_factory=dict)
+    denoise: float | None = None
+    tiling: bool = True
+    prepare: Callable[[Any], None] | None = None
+
+
+@dataclass
+class Batch:
+    """A planned run: ``total`` jobs, whose outcomes ``outcomes`` yields as they complete."""
+
+    total: int
+    outcomes: Iterator[Outcome]
+
+
+def parse_tile(tile: str) -> int | None:
+    """``--tile``: None for auto, 0 for whole images, else a size of at least 32."""
+    if tile == "auto":
+        return None
+    try:
+        size = int(tile)
+    except ValueError:
+        raise UsageError(f"--tile {tile!r}: use auto, 0 or a size in pixels") from None
+    if size < 0 or 0 < size < 32:
+        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least 32")
+    return size
+
+
+def process_images(
+    arguments: list[str],
+    options: ImageOptions,
+    pipeline: Pipeline,
+    *,
+    stdin: Callable[[], bytes],
+    stdout: Callable[[bytes], None],
+    stdout_is_terminal: bool,
+    download_progress: Progress | None = None,
+) -> Batch:
+    """Load the pipeline's model, plan every input's job, and start processing them."""
+    from imgan.engine import Engine, parse_devices
+    from imgan.models import load_model
+
+    if options.as_json and options.out == STDIO:
+        raise UsageError("--json and --out - both want stdout; choose one")
+    tile_size = parse_tile(options.tile) if pipeline.tiling else 0
+    devices = parse_devices(options.device)
+    descriptor = load_model(pipeline.model, task=pipeline.task, denoise=pipeline.denoise,
+                            progress=download_progress)
+    if pipeline.prepare is not None:
+        pipeline.prepare(descriptor)
+    output = OutputOptions(out=options.out, format=options.format, quality=options.quality,
+                           skip_existing=options.skip_existing, overwrite=options.overwrite)
+    scale = pipeline.scale if pipeline.scale is not None else float(descriptor.scale)
+    jobs, decided = plan_jobs(arguments, output, scale=scale, model=descriptor.name, suffix=pipeline.suffix,
+                              extras=pipeline.extras, companions=pipeline.companions)
+    if not options.as_json and any(job.target is None for job in jobs) and stdout_is_terminal:
+        raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
+    first = Engine(descriptor, devices[0], precision=options.precision, tile_size=tile_size,
+                   batch_size=options.batch_size)
+    engines = [first] + [first.replica(device) for device in devices[1:]]
+    outcomes = run_jobs(
+        jobs, [pipeline.worker(engine) for engine in engines],
+        read=file_reader(max_pixels=options.max_pixels or None, stdin=stdin),
+        write=file_writer(quality=options.quality, stdout=stdout),
+    )
+    return Batch(len(decided) + len(jobs), _chain(decided, outcomes))
+
+
+def _chain(first: Sequence[Outcome], rest: Iterator[Outcome]) -> Iterator[Outcome]:
+    yield from first
+    yield from rest

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
+
+from imgan.errors import ImganError, UsageError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from imgan.batch import Outcome
+    from imgan.tasks.evaluate import EvalRow, Scored
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -36,3 +52,135 @@ def setup_logging(*, quiet: bool = False, debug: bool = False) -> None:
     root.handlers[:] = [_ConsoleHandler()]
     root.setLevel(level)
     root.propagate = False
+
+
+@contextmanager
+def reporting(*, debug: bool) -> Iterator[None]:
+    """Turn domain errors into one line on stderr and an exit code (tracebacks with --debug)."""
+    try:
+        yield
+    except ImganError as error:
+        if debug:
+            err.print_exception()
+        err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextmanager
+def download_progress(*, quiet: bool) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A byte progress bar on stderr for weight downloads (nothing when quiet or not a terminal)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("download", total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, quiet: bool, debug: bool) -> int:
+    """Print each outcome (results on stdout, failures on stderr), a summary, and the exit code."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    show_bar = not quiet and err.is_terminal and total > 1
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=not show_bar) as progress:
+        task = progress.add_task("processing", total=total)
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+            progress.advance(task)
+            if as_json:
+                print_json(outcome.as_json())
+            elif outcome.status == "ok" and outcome.job.target is not None:
+                out.print(str(outcome.job.target), markup=False)
+            if outcome.status == "failed":
+                if debug and outcome.details:
+                    err.print(outcome.details, markup=False)
+                failure(str(outcome.error))
+            elif outcome.status == "skipped" and not quiet and not as_json:
+                err.print(f"skipped: {outcome.job.source.name} (output exists)", markup=False)
+    if not quiet and total > 1:
+        err.print(f"{counts['ok']} done, {counts['skipped']} skipped, {counts['failed']} failed", markup=False)
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def failure(message: str) -> None:
+    """One 'failed:' line on stderr."""
+    err.print(f"[red]failed:[/] {escape(message)}", markup=True, highlight=False)
+
+
+def print_json(record: Mapping[str, Any]) -> None:
+    """One JSON object on one line of stdout."""
+    out.print_json(json.dumps(record), indent=None)
+
+
+def print_table(table: Table) -> None:
+    """A Rich table on stdout; piped, it is not squeezed into 80 columns."""
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    out.print(table)
+
+
+def stdout_bytes(data: bytes) -> None:
+    """Binary output (an encoded image) on stdout."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def report_scores(results: Iterable[Scored | ImganError], *, groups: Mapping[str, str], as_json: bool) -> int:
+    """Print evaluation rows (JSON lines, or a table with the mean) and failures; the exit code.
+
+    ``groups`` maps each row group of the results to its column label; the one group "" gives
+    flat JSON records and plain PSNR/SSIM columns.
+    """
+    from rich.table import Table
+
+    from imgan.tasks.evaluate import mean_row
+
+    def scores(row: EvalRow) -> dict[str, float | None]:
+        def number(value: float) -> float | None:  # JSON has no infinity: identical images give null
+            return None if value == float("inf") else round(value, 6)
+
+        return {"psnr": number(row.psnr), "ssim": number(row.ssim)}
+
+    def record(name: str, rows: Mapping[str, EvalRow]) -> dict[str, Any]:
+        if list(rows) == [""]:
+            return {"name": name, **scores(rows[""])}
+        return {"name": name, **{group: scores(row) for group, row in rows.items()}}
+
+    failed = 0
+    scored: list[tuple[str, Mapping[str, EvalRow]]] = []
+    for result in results:
+        if isinstance(result, ImganError):
+            failed += 1
+            failure(str(result))
+            continue
+        scored.append(result)
+        if as_json:
+            print_json(record(*result))
+    if scored:
+        means = {group: mean_row([rows[group] for _, rows in scored]) for group in groups}
+        if as_json:
+            print_json({**record("mean", means), "count": len(scored)})
+        else:
+            table = Table(box=None, header_style="bold")
+            table.add_column("image")
+            for label in groups.values():
+                table.add_column(f"{label} PSNR" if label else "PSNR (dB)", justify="right")
+                table.add_column("SSIM", justify="right")
+            for name, rows in [*scored, ("mean", means)]:
+                cells = [f"{value:.{digits}f}" for group in groups
+                         for value, digits in ((rows[group].psnr, 2), (rows[group].ssim, 4))]
+                table.add_row(name, *cells, style="bold" if name == "mean" and rows is means else None)
+            print_table(table)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -40,6 +40,14 @@ class Source:
         return "" if parent == "." else parent
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path where a symlink loop makes resolving impossible."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
+
+
 def _glob_base(pattern: str) -> Path:
     """The longest leading part of a glob pattern without wildcards."""
     parts = Path(pattern).parts
@@ -62,7 +70,7 @@ def expand_inputs(arguments: list[str]) -> tuple[list[Source], list[Source]]:
     seen: set[Path] = set()
 
     def add(path: Path, root: Path | None) -> None:
-        key = path.resolve()
+        key = resolved(path)
         if key not in seen:
             seen.add(key)
             sources.append(Source(path, root))
@@ -149,8 +157,41 @@ def render_output(
 
 def check_target(source: Source, target: Path, *, overwrite: bool, inputs: set[Path]) -> None:
     """Refuse to write onto any input, or onto an existing file without ``overwrite``."""
-    resolved = target.resolve()
-    if resolved in inputs:
+    if resolved(target) in inputs:
         raise OutputError(f"{target}: this is an input file; imgan never overwrites inputs (choose another --out)")
     if target.exists() and not overwrite:
         raise OutputError(f"{target}: already exists; pass --overwrite to replace it or --skip-existing")
+
+
+def resolve_companion(given: str, source: Source, *, name: str) -> Path:
+    """The file of companion ``name`` (a mask, a reference) for ``source``.
+
+    ``given`` is one file for every input; a folder, searched for a file with the input's stem
+    (under the input's relative folder first, then at its top), or a template with {stem} {ext}
+    {dir} {relpath}: one without a folder (``{stem}_mask.png``) lies beside the input.
+    Existence is checked when the job reads it, so a missing file fails that job alone.
+    """
+    stem = "stdin" if source.path is None else source.path.stem
+    folder = Path(".") if source.path is None else source.path.parent
+    if "{" in given:
+        try:
+            rendered = given.format(stem=stem, dir=str(folder), relpath=source.relpath or ".",
+                                    ext="" if source.path is None else source.path.suffix.lstrip("."))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"--{name} {given!r}: unknown field {exc}; the fields are {{stem}} {{ext}} "
+                             "{dir} {relpath}") from None
+        path = Path(rendered)
+        return Path(os.path.normpath(folder / path if path.parent == Path(".") else path))
+    path = Path(given)
+    if not path.is_dir():
+        return path
+    for candidate_folder in dict.fromkeys((path / source.relpath, path)):
+        matches = sorted(
+            file for file in candidate_folder.glob(f"{glob.escape(stem)}.*")
+            if file.is_file() and is_image_path(file) and (source.path is None or resolved(file) != resolved(source.path))
+        )
+        if len(matches) > 1:
+            raise InputError(f"{name} folder {path}: {', '.join(m.name for m in matches)} all match; keep one")
+        if matches:
+            return matches[0]
+    raise InputError(f"{name} folder {path}: no image named {stem}.* for this input")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from imgan.batch import Worker
 from imgan.engine import Engine, resize_to
 from imgan.errors import InputError
 from imgan.faces import FaceBox, detect_faces
@@ -120,3 +121,8 @@ def age_picture(picture: Picture, engine: Engine, *, faces: Sequence[FaceBox] | 
     for face in faces:
         _age_face(image, face, engine)
     return dataclasses.replace(picture, rgb=image.to(picture.rgb.dtype))
+
+
+def worker(engine: Engine, *, faces: Sequence[FaceBox] | None = None) -> Worker:
+    """The batch worker of ``imgan age`` on one engine."""
+    return lambda picture, _: age_picture(picture, engine, faces=faces)

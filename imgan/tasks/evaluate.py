@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imgan.errors import InputError, ModelError
+from imgan.errors import ImganError, InputError, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +52,8 @@ __all__ = [
     "quantize",
     "score",
     "score_files",
+    "score_folders",
+    "score_protocol",
 ]
 
 logger = logging.getLogger(__name__)
@@ -404,3 +406,39 @@ def _walk_images(root: Path) -> Iterator[tuple[str, Path]]:
         if path.is_file() and is_image_path(path) and not path.name.startswith("."):
             key = path.relative_to(root).with_suffix("").as_posix()
             yield key, path
+
+
+# --------------------------------------------------------------------------------------------
+# Whole runs, one result or one failure per image
+
+Scored = tuple[str, dict[str, EvalRow]]
+"""An image's name and its rows by column group ("" for a folder pair; "bicubic" and "model")."""
+
+
+def score_folders(
+    pred_dir: str | os.PathLike[str], ref_dir: str | os.PathLike[str], *, shave: int
+) -> Iterator[Scored | ImganError]:
+    """Score every prediction against its reference (``pair_folders``); a failure is yielded, not raised."""
+    pairs, problems = pair_folders(pred_dir, ref_dir)
+    yield from (InputError(problem) for problem in problems)
+    for name, predicted, reference in pairs:
+        try:
+            yield name, {"": score_files(predicted, reference, shave=shave, name=name)}
+        except ImganError as error:
+            yield error
+
+
+def score_protocol(
+    upscale: Callable[[torch.Tensor], torch.Tensor], images: Iterable[tuple[str, Path]], *, scale: int
+) -> Iterator[Scored | ImganError]:
+    """The held-out protocol on (name, path) images (``list_images``): the bicubic baseline and ``upscale``."""
+    from imgan.io import read_picture
+
+    for name, path in images:
+        logger.info("evaluating %s", name)
+        try:
+            baseline, scored = evaluate_image(upscale, read_picture(path).rgb, name=name, scale=scale)
+        except ImganError as error:
+            yield error
+            continue
+        yield name, {"bicubic": baseline, "model": scored}

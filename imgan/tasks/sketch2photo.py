@@ -19,10 +19,14 @@ after compositing onto white) is the sketch, and is returned too.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from imgan.archs.pix2pix import set_batchnorm_mode
+from imgan.batch import Result, Worker
+from imgan.descriptor import ModelDescriptor
 from imgan.edges import sketch_from_photo
 from imgan.engine import Engine, resize_to
 from imgan.errors import UsageError
@@ -100,3 +104,24 @@ def sketch2photo_picture(picture: Picture, engine: Engine, *, size: int = WORK_S
         sketch_picture = dataclasses.replace(picture, rgb=rgb, alpha=None, grayscale=True)
     photo = _run_framed(prepare_sketch(rgb), engine, size)
     return dataclasses.replace(picture, rgb=photo, grayscale=False), sketch_picture
+
+
+BATCHNORM_MODES = ("image", "running")
+
+
+def batchnorm_mode(mode: str) -> Callable[[ModelDescriptor], None]:
+    """Prepares a loaded model to normalise by each image's statistics (image) or the saved ones (running)."""
+    if mode not in BATCHNORM_MODES:
+        raise UsageError(f"--batchnorm {mode!r}: use image or running")
+    return lambda descriptor: set_batchnorm_mode(descriptor.module, per_image=mode == "image")
+
+
+def worker(engine: Engine, *, size: int = WORK_SIZE, from_photo: bool = False, save_sketch: bool = False) -> Worker:
+    """The batch worker of ``imgan sketch2photo`` on one engine; with ``save_sketch`` it returns the
+    edge map drawn from a photo too, as the companion output ``sketch``."""
+
+    def process(picture: Picture, _: object) -> Picture | Result:
+        photo, sketch = sketch2photo_picture(picture, engine, size=size, from_photo=from_photo)
+        return Result(photo, {"sketch": sketch}) if save_sketch and sketch is not None else photo
+
+    return process

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from imgan.batch import Worker
 from imgan.engine import Engine
 from imgan.errors import UsageError
 from imgan.io import Picture
@@ -22,3 +23,8 @@ def stylize_picture(picture: Picture, engine: Engine, *, strength: float = 1.0) 
     if strength < 1.0:
         styled = styled.mul_(strength).add_(picture.rgb, alpha=1.0 - strength)
     return dataclasses.replace(picture, rgb=styled, grayscale=False)
+
+
+def worker(engine: Engine, *, strength: float = 1.0) -> Worker:
+    """The batch worker of ``imgan stylize`` on one engine."""
+    return lambda picture, _: stylize_picture(picture, engine, strength=strength)

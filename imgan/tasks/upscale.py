@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from imgan.batch import Worker
 from imgan.engine import Engine, resize_to
 from imgan.errors import InputError
 from imgan.io import Picture
@@ -45,3 +46,8 @@ def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = N
         else:
             alpha_out = resize_to(picture.alpha, *target)
     return dataclasses.replace(picture, rgb=rgb, alpha=alpha_out)
+
+
+def worker(engine: Engine, *, scale: float | None = None, alpha: str = "model") -> Worker:
+    """The batch worker of ``imgan upscale`` on one engine."""
+    return lambda picture, _: upscale_picture(picture, engine, scale=scale, alpha=alpha)

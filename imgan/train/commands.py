@@ -177,7 +177,7 @@ def _command(name: str, doc: str, parameters: list[inspect.Parameter],
 
 def _train(family: str | None, values: dict[str, Any]) -> None:
     """Resolve the options, train, and report: run directory on stdout, problems on stderr."""
-    from imgan.cli import reporting
+    from imgan.console import reporting
     from imgan.console import err, out, setup_logging
 
     quiet, debug = bool(values.pop("quiet")), bool(values.pop("debug"))
@@ -226,7 +226,7 @@ def _resume_callback() -> Callable[..., None]:
         if subcommand is None:
             _train(None, values)
         elif any(values.values()):
-            from imgan.cli import reporting
+            from imgan.console import reporting
             from imgan.errors import UsageError
 
             with reporting(debug=bool(values["debug"])):
@@ -253,7 +253,7 @@ def export(
     debug: _DEBUG = False,
 ) -> None:
     """Write a run's generator (its EMA weights if it had them) as a model for the --model of its imgan task."""
-    from imgan.cli import reporting
+    from imgan.console import reporting
     from imgan.console import out, setup_logging
 
     setup_logging(quiet=quiet, debug=debug)
