@@ -113,7 +113,13 @@ def run_jobs(
     write: Writer,
     prefetch: int = 2,
 ) -> Iterator[Outcome]:
-    """Yield one outcome per job, in completion order."""
+    """Yield one outcome per job, in completion order.
+
+    When the consumer stops early (Ctrl-C raises in it, or it closes the generator), no
+    job is read, processed or written any more: writes already under way finish (each is
+    atomic), a worker in the middle of a picture drops its result.
+    """
+    stop = threading.Event()
     outcomes: queue.Queue[Outcome] = queue.Queue()
     pending: queue.Queue[tuple[Job, Future[Inputs]] | None] = queue.Queue()
     slots = threading.Semaphore(max(1, prefetch) * len(workers))
@@ -126,6 +132,8 @@ def run_jobs(
     def feed() -> None:
         for job in jobs:
             slots.acquire()
+            if stop.is_set():
+                break
             pending.put((job, readers.submit(read, job)))
         for _ in workers:
             pending.put(None)
@@ -144,7 +152,7 @@ def run_jobs(
         outcomes.put(Outcome(job, "ok", info=info))
 
     def work(process: Worker) -> None:
-        while (entry := pending.get()) is not None:
+        while (entry := pending.get()) is not None and not stop.is_set():
             job, inputs_future = entry
             started = time.perf_counter()
             try:
@@ -154,6 +162,8 @@ def run_jobs(
                 slots.release()
                 outcomes.put(failed(job, error))
                 continue
+            if stop.is_set():
+                break
             future = writers.submit(write, job, result)
             future.add_done_callback(lambda f, job=job, started=started: written(job, started, f))
 
@@ -168,6 +178,8 @@ def run_jobs(
         for _ in range(len(jobs)):
             yield outcomes.get()
     finally:
+        stop.set()
+        slots.release(len(workers) * max(1, prefetch))  # a feeder waiting for a slot sees the stop
         readers.shutdown(wait=False, cancel_futures=True)
         writers.shutdown(wait=True)
 

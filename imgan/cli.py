@@ -340,5 +340,7 @@ def _protocol_engine(model: str, data: str, *, scale: int | None, tile: str, dev
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (and ``python -m imgan``)."""
+    from imgan.console import run_main
+
+    run_main(app)

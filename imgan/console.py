@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
     from imgan.batch import Outcome
     from imgan.tasks.evaluate import EvalRow, Scored
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -64,9 +68,9 @@ def reporting(*, debug: bool) -> Iterator[None]:
             err.print_exception()
         err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
         raise typer.Exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         err.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED) from None
 
 
 @contextmanager
@@ -184,3 +188,36 @@ def report_scores(results: Iterable[Scored | ImganError], *, groups: Mapping[str
                 table.add_row(name, *cells, style="bold" if name == "mean" and rows is means else None)
             print_table(table)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopped like Ctrl-C (exit 143)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def run_main(app: typer.Typer) -> None:
+    """Run the command line as a process: SIGTERM stops like Ctrl-C, and the exit never waits.
+
+    After an interrupt, worker threads may still be inside a forward pass; letting the
+    interpreter finalise under them aborts the process ("terminate called without an active
+    exception"), so the process leaves with ``os._exit`` once output is flushed. Outputs are
+    complete by then: ``batch.run_jobs`` waits for the writes under way and starts no other.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app()
+        code: object = EXIT_OK
+    except SystemExit as exit_:
+        code = exit_.code
+    status = code if isinstance(code, int) else EXIT_OK if code is None else EXIT_FAILED
+    if any(thread.name.startswith("imgan-") and thread.is_alive() for thread in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    sys.exit(status)
