@@ -45,12 +45,12 @@ def engine(tile: int):  # noqa: ANN201 - Engine
     from imgan.archs import build_model
     from imgan.descriptor import ModelDescriptor
     from imgan.engine import Engine
-    from imgan.models import TILE_OVERLAP
+    from imgan.archs import ARCHS
 
     torch.manual_seed(0)
     module = build_model("cyclegan", PARAMS)
     descriptor = ModelDescriptor(module=module, name="cyclegan", arch="cyclegan", task="stylize", scale=1,
-                                 size_multiple=4, value_range=(-1.0, 1.0), tile_overlap=TILE_OVERLAP["cyclegan"])
+                                 size_multiple=4, value_range=(-1.0, 1.0), tile_overlap=ARCHS["cyclegan"].tile_overlap)
     return Engine(descriptor, torch.device("cpu"), tile_size=tile)
 
 

@@ -13,6 +13,9 @@ from torch import nn
 class ModelDescriptor:
     """A ready network plus the facts that decide how images are fed to it.
 
+    ``imgan.models`` fills it from the family's ``Arch`` declaration (task, value range, tiling)
+    and the built module (scale, channels, size multiple); the engine reads only this.
+
     Calling the descriptor takes and returns float tensors (B,C,H,W) in [0,1], whatever range
     the network itself works in; H and W must already be multiples of ``size_multiple``.
     """

@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 from imgan import hub
-from imgan.archs import ARCHS, build_model, detect_arch
-from imgan.archs.cyclegan import drop_legacy_norm_buffers
+from imgan.archs import ARCHS, Arch, build_model, detect_arch, get_arch
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ModelError
 
@@ -20,10 +19,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]
 LOCAL_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
-# Input pixels shared by neighbouring tiles, per family. For realesr-animevideov3, overlap 32
-# keeps tiled output within 0.25/255 of the whole-image pass at tile 64 (16: 2.5/255). The
-# ResNet translators see far wider (9 residual blocks at a quarter of the resolution).
-TILE_OVERLAP = {"srvgg": 32, "rrdbnet": 32, "srresnet": 32, "cyclegan": 64, "aginggan": 64}
 
 
 def is_local_model(model: str) -> bool:
@@ -45,46 +40,43 @@ def _describe(
     *,
     name: str,
     task: str,
-    arch: str,
+    arch: Arch,
     params: Mapping[str, Any],
-    value_range: tuple[float, float] = (0.0, 1.0),
+    value_range: tuple[float, float] | None = None,
 ) -> ModelDescriptor:
-    module = build_model(arch, params)
-    state_dict = _upgrade_legacy(state_dict, module)
+    """Build ``arch`` with ``params``, strictly load the (remapped) weights, and describe the result.
+
+    The arch declares the value range of its family; ``value_range`` is what the weights
+    themselves declare (their pretrained.toml entry or safetensors metadata) and wins, since the
+    same layers can be trained on another range.
+    """
+    module = build_model(arch.name, params)
+    if arch.remap is not None:
+        state_dict = arch.remap(state_dict)
     try:
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         first_line = str(exc).splitlines()[1 if len(str(exc).splitlines()) > 1 else 0].strip()
-        raise ModelError(f"{name}: weights do not fit {arch} {dict(params)}: {first_line}") from exc
+        raise ModelError(f"{name}: weights do not fit {arch.name} {dict(params)}: {first_line}") from exc
+    if value_range is None:
+        value_range = arch.value_range
+    elif tuple(value_range) != arch.value_range:
+        log.info("%s: values in %s as its weights declare, not %s as %s usually takes",
+                 name, list(value_range), list(arch.value_range), arch.name)
     return ModelDescriptor(
         module=module,
         name=name,
-        arch=arch,
+        arch=arch.name,
         task=task,
-        scale=int(getattr(module, "scale", 1)),
-        in_channels=int(getattr(module, "in_channels", 3)),
-        out_channels=int(getattr(module, "out_channels", 3)),
-        size_multiple=int(getattr(module, "size_multiple", 1)),
-        value_range=value_range,
-        tileable=bool(getattr(module, "tileable", True)),
-        tile_overlap=TILE_OVERLAP.get(arch, 16),
+        scale=int(module.scale),
+        in_channels=int(module.in_channels),
+        out_channels=int(module.out_channels),
+        size_multiple=int(module.size_multiple),
+        value_range=(float(value_range[0]), float(value_range[1])),
+        tileable=arch.tileable,
+        tile_overlap=arch.tile_overlap,
         params=dict(params),
     )
-
-
-def _upgrade_legacy(state_dict: Mapping[str, torch.Tensor], module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """What old PyTorch versions saved, in today's layout, so strict loading still checks the rest.
-
-    Files from before torch 0.4 store running statistics for InstanceNorm layers that no longer
-    have them (CycleGAN's published generators): dropped. Files from before 0.4.1 lack
-    BatchNorm's ``num_batches_tracked`` counters (pix2pix's): added as 0, the value that makes
-    no difference at inference.
-    """
-    upgraded = drop_legacy_norm_buffers(state_dict)
-    for key, value in module.state_dict().items():
-        if key.endswith(".num_batches_tracked") and key not in upgraded:
-            upgraded[key] = torch.zeros_like(value)
-    return upgraded
 
 
 def _load_registry_model(
@@ -104,10 +96,8 @@ def _load_registry_model(
         companion = hub.get_spec(spec.denoise_companion)
         other, _ = hub.load_state_dict(hub.fetch(companion, progress=progress), key=companion.key or None)
         state_dict = blend_state_dicts(state_dict, other, denoise)
-    return _describe(
-        state_dict, name=name, task=task, arch=spec.arch, params=spec.params,
-        value_range=tuple(spec.value_range),  # type: ignore[arg-type]
-    )
+    return _describe(state_dict, name=name, task=task, arch=get_arch(spec.arch), params=spec.params,
+                     value_range=spec.value_range)
 
 
 def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelDescriptor:
@@ -116,22 +106,23 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
     if denoise is not None:
         raise ModelError("--denoise works with registry models that have a denoise companion, not files")
     state_dict, metadata = hub.load_state_dict(path)
-    if "arch" in metadata:
-        arch = metadata["arch"]
+    value_range = None
+    if "arch" in metadata:  # written by imgan train
+        arch = get_arch(metadata["arch"])
         params = json.loads(metadata.get("params", "{}"))
-        value_range = tuple(json.loads(metadata["value_range"])) if "value_range" in metadata else (
-            ARCHS[arch].value_range if arch in ARCHS else (0.0, 1.0))
-        model_task = metadata.get("task", task)
+        if "value_range" in metadata:
+            value_range = tuple(json.loads(metadata["value_range"]))
+        model_task = metadata.get("task", arch.task)
         if model_task != task:
             raise ModelError(f"{path}: this is a {model_task} model, not {task}")
     else:
-        arch, params = detect_arch(state_dict)
-        if ARCHS[arch].task != task:
-            raise ModelError(f"{path}: this is a {arch} checkpoint for imgan {ARCHS[arch].task}, not {task}")
-        value_range = ARCHS[arch].value_range
-    log.debug("%s: %s %s", path, arch, params)
+        name, params = detect_arch(state_dict)
+        arch = ARCHS[name]
+        if arch.task != task:
+            raise ModelError(f"{path}: this is a {arch.name} checkpoint for imgan {arch.task}, not {task}")
+    log.debug("%s: %s %s", path, arch.name, params)
     return _describe(state_dict, name=path.stem, task=task, arch=arch, params=params,
-                     value_range=value_range)  # type: ignore[arg-type]
+                     value_range=value_range)
 
 
 def load_model(

@@ -104,3 +104,34 @@ def test_a_translation_checkpoint_is_not_run_as_an_upscaler(tmp_path: Path) -> N
     torch.save(ResnetGenerator(num_features=8, num_blocks=1).state_dict(), path)
     with pytest.raises(ModelError, match="cyclegan checkpoint for imgan stylize"):
         load_model(str(path), task="upscale")
+
+
+def test_metadata_without_a_value_range_takes_the_arch_declaration(tmp_path: Path) -> None:
+    from imgan.archs.cyclegan import ResnetGenerator
+
+    path = tmp_path / "style.safetensors"
+    params = {"num_features": 8, "num_blocks": 1}
+    save_file(ResnetGenerator(**params).state_dict(), path,
+              metadata={"arch": "cyclegan", "params": json.dumps(params), "task": "stylize"})
+    assert load_model(str(path), task="stylize").value_range == (-1.0, 1.0)
+
+
+def test_a_value_range_declared_by_the_weights_wins_over_the_arch(tmp_path: Path) -> None:
+    net = SRVGGNetCompact(**TINY)
+    path = tmp_path / "signed.safetensors"
+    save_file(net.state_dict(), path, metadata={
+        "arch": "srvgg", "params": json.dumps(TINY), "task": "upscale", "value_range": "[-1.0, 1.0]",
+    })
+    descriptor = load_model(str(path), task="upscale")
+    assert descriptor.value_range == (-1.0, 1.0)
+    image = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(descriptor(image), (net(image * 2 - 1) + 1) / 2)
+
+
+def test_metadata_without_a_task_is_checked_against_the_arch_task(tmp_path: Path) -> None:
+    path = tmp_path / "mine.safetensors"
+    save_file(SRVGGNetCompact(**TINY).state_dict(), path, metadata={"arch": "srvgg", "params": json.dumps(TINY)})
+    assert load_model(str(path), task="upscale").task == "upscale"
+    with pytest.raises(ModelError, match="upscale model, not stylize"):
+        load_model(str(path), task="stylize")

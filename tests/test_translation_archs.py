@@ -14,7 +14,7 @@ import torch
 from imgan.archs import ARCHS, build_model, detect_arch
 from imgan.archs.aginggan import Generator
 from imgan.archs.cyclegan import ResnetGenerator, drop_legacy_norm_buffers
-from imgan.archs.pix2pix import UnetGenerator, set_batchnorm_mode
+from imgan.archs.pix2pix import UnetGenerator, add_batchnorm_counters, set_batchnorm_mode
 
 COMPAT = Path(__file__).resolve().parents[2] / "shared" / "compat"
 
@@ -85,6 +85,17 @@ def test_drop_legacy_norm_buffers_removes_only_instance_norm_stats() -> None:
 
     aging = fake_state_dict(read_listing("fast_aginggan"))
     assert set(drop_legacy_norm_buffers(aging)) == set(aging)  # BatchNorm stats are kept
+
+
+def test_add_batchnorm_counters_restores_exactly_the_missing_counters() -> None:
+    shapes = read_listing("pix2pix_unet256")
+    current = fake_state_dict(shapes)
+    old = {k: v for k, v in current.items() if "num_batches_tracked" not in k}
+    upgraded = add_batchnorm_counters(old)
+    assert set(upgraded) == set(current) and len(upgraded) > len(old)
+    counters = [upgraded[k] for k in set(upgraded) - set(old)]
+    assert all(c.dtype == torch.long and c.shape == () and int(c) == 0 for c in counters)
+    assert set(add_batchnorm_counters(current)) == set(current)
 
 
 def test_legacy_cyclegan_file_is_recognised_before_cleaning() -> None:

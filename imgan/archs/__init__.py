@@ -1,47 +1,29 @@
 """The network families imgan can build, and recognising a checkpoint's family from its keys.
 
-One explicit table, no registry decorators and no directory scanning: adding a family means
-one new module here and one row in ``ARCHS``. State dicts given to ``detect_arch`` must already
-be unwrapped (``params_ema`` / ``params`` / ``module.`` are handled by the loader).
+One explicit table, no registry decorators and no directory scanning: adding a family means one
+new module here, ending with its ``ARCH = Arch(...)`` declaration, and one entry in ``ARCHS``.
+State dicts given to ``detect_arch`` must already be unwrapped (``params_ema`` / ``params`` /
+``module.`` are handled by the loader). The training-only discriminators are not families.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from imgan.archs import aginggan, cyclegan, pix2pix, rrdbnet, srresnet, srvgg
+from imgan.archs._arch import NORMALISATIONS, Arch
 from imgan.errors import ModelError
 
-__all__ = ["ARCHS", "Arch", "build_model", "detect_arch"]
-
-
-@dataclass(frozen=True)
-class Arch:
-    """A network family: its model class and the function reading its params from a checkpoint."""
-
-    name: str
-    build: Callable[..., nn.Module]
-    detect: Callable[[Mapping[str, torch.Tensor]], dict | None]
-    task: str = "upscale"  # the subcommand whose pipeline feeds this network
-    value_range: tuple[float, float] = (0.0, 1.0)  # what the network takes and returns
-
+__all__ = ["ARCHS", "NORMALISATIONS", "Arch", "build_model", "detect_arch", "get_arch"]
 
 ARCHS: dict[str, Arch] = {
     arch.name: arch
-    for arch in (
-        Arch("rrdbnet", rrdbnet.RRDBNet, rrdbnet.params_from_state_dict),
-        Arch("srvgg", srvgg.SRVGGNetCompact, srvgg.params_from_state_dict),
-        Arch("srresnet", srresnet.SRResNet, srresnet.params_from_state_dict),
-        Arch("cyclegan", cyclegan.ResnetGenerator, cyclegan.params_from_state_dict, "stylize", (-1.0, 1.0)),
-        Arch("pix2pix", pix2pix.UnetGenerator, pix2pix.params_from_state_dict, "sketch2photo", (-1.0, 1.0)),
-        Arch("aginggan", aginggan.Generator, aginggan.params_from_state_dict, "age", (-1.0, 1.0)),
-    )
+    for arch in (rrdbnet.ARCH, srvgg.ARCH, srresnet.ARCH, cyclegan.ARCH, pix2pix.ARCH, aginggan.ARCH)
 }
 
 
@@ -49,11 +31,17 @@ def _known() -> str:
     return ", ".join(ARCHS)
 
 
+def get_arch(name: str) -> Arch:
+    """The family called ``name``; a ModelError listing the known ones if there is none."""
+    arch = ARCHS.get(name)
+    if arch is None:
+        raise ModelError(f"unknown architecture {name!r}; imgan knows: {_known()}")
+    return arch
+
+
 def build_model(arch: str, params: Mapping[str, Any]) -> nn.Module:
     """A freshly initialised ``arch`` network built with ``params`` (its constructor's keywords)."""
-    spec = ARCHS.get(arch)
-    if spec is None:
-        raise ModelError(f"unknown architecture {arch!r}; imgan knows: {_known()}")
+    spec = get_arch(arch)
     accepted = [
         name
         for name, parameter in inspect.signature(spec.build).parameters.items()

@@ -10,8 +10,9 @@ Weights: the same repository's ``pretrained_model/state_dict.pth`` (MIT; a legac
 
 Key layout (strict): the ``model.N`` Sequential of ``imgan.archs.cyclegan`` with every norm an
 affine BatchNorm2d (``weight``, ``bias``, ``running_mean``, ``running_var``,
-``num_batches_tracked``). Upstream runs it with ``model.eval()`` (running statistics) on
-512x512 inputs; H and W must be multiples of 4. Values in and out are [-1,1] (tanh output).
+``num_batches_tracked``, which ``add_batchnorm_counters`` adds where a file lacks it). Upstream
+runs it with ``model.eval()`` (running statistics) on 512x512 inputs; H and W must be multiples
+of 4. Values in and out are [-1,1] (tanh output).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs.cyclegan import ResnetGenerator, matches_layout, resnet_generator_params
+from imgan.archs.pix2pix import add_batchnorm_counters
 
 # --------------------------------------------------------------------------------------------
 # Model
@@ -61,3 +64,19 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
     if not matches_layout(state_dict, lambda: Generator(**params)):
         return None
     return params
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+ARCH = Arch(
+    name="aginggan",
+    build=Generator,
+    detect=params_from_state_dict,
+    task="age",
+    value_range=(-1.0, 1.0),
+    tile_overlap=64,  # as CycleGAN's generator
+    tiny_params={"num_features": 8, "num_blocks": 1},
+    remap=add_batchnorm_counters,
+    normalisation="running",
+)

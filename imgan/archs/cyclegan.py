@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs._checks import require_positive
 
 NormFactory = Callable[[int], nn.Module]
@@ -228,3 +229,19 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
     if not matches_layout(cleaned, lambda: ResnetGenerator(**params), optional=()):
         return None
     return params
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+ARCH = Arch(
+    name="cyclegan",
+    build=ResnetGenerator,
+    detect=params_from_state_dict,
+    task="stylize",
+    value_range=(-1.0, 1.0),
+    tile_overlap=64,  # nine residual blocks at a quarter of the resolution see far
+    tiny_params={"num_features": 8, "num_blocks": 1},
+    remap=drop_legacy_norm_buffers,
+    normalisation="per-image",
+)

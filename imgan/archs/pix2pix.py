@@ -8,7 +8,7 @@ Original code: junyanz/pytorch-CycleGAN-and-pix2pix, ``models/networks.py`` clas
     Taesung Park"). This file is written from the published key layout, not copied.
 Weights: the same project's pretrained pix2pix generators (``edges2shoes``, ``sat2map``,
     ``facades_label2photo``, ...; BSD), plain state dicts; files saved before torch 0.4.1 lack
-    ``num_batches_tracked``.
+    ``num_batches_tracked`` (``add_batchnorm_counters`` adds it).
 
 Key layout (strict): nested skip blocks, each an ``nn.Sequential`` named ``model``. Outermost
 (``model.model``): ``0`` conv4 s2 (no bias), ``1`` the next block, ``2`` ReLU, ``3`` ConvTranspose
@@ -17,7 +17,8 @@ Key layout (strict): nested skip blocks, each an ``nn.Sequential`` named ``model
 ``5`` ConvTranspose (no bias), ``6`` BatchNorm, ``7`` Dropout(0.5) in the ``num_downs - 5``
 512-channel blocks. Innermost: ``0`` LeakyReLU, ``1`` conv, ``2`` ReLU, ``3`` ConvTranspose,
 ``4`` BatchNorm. Every block but the outermost concatenates its input with its output, so H and
-W must be multiples of ``2**num_downs``. Values in and out are [-1,1] (tanh output).
+W must be multiples of ``2**num_downs``, and the network is not tiled (the bottleneck sees the
+whole input). Values in and out are [-1,1] (tanh output).
 
 Upstream tests without ``model.eval()``: BatchNorm normalises each image by its own statistics
 and dropout stays active; ``set_batchnorm_mode`` switches between that and running statistics.
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs._checks import require_positive
 from imgan.archs.cyclegan import matches_layout
 
@@ -115,8 +117,6 @@ class UnetSkipBlock(nn.Module):
 class UnetGenerator(nn.Module):
     """pix2pix generator: [-1,1] image in, translated [-1,1] image of the same size out."""
 
-    tileable = False  # the bottleneck sees the whole 2**num_downs input: tiles would change the result
-
     def __init__(
         self,
         *,
@@ -168,6 +168,22 @@ def set_batchnorm_mode(module: nn.Module, *, per_image: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Checkpoint remap
+
+
+def add_batchnorm_counters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy with BatchNorm's ``num_batches_tracked`` added as 0 where files from before torch
+    0.4.1 lack it (the value that makes no difference at inference), so strict loading still
+    checks every other key."""
+    upgraded = dict(state_dict)
+    for key in state_dict:
+        prefix, _, leaf = key.rpartition(".")
+        if leaf == "running_var" and f"{prefix}.num_batches_tracked" not in state_dict:
+            upgraded[f"{prefix}.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
+    return upgraded
+
+
+# --------------------------------------------------------------------------------------------
 # Checkpoint detection
 
 _KEY = re.compile(r"^model\.model\.(?:(?:1|3)\.model\.)*\d+\.[a-z_]+$")
@@ -199,3 +215,22 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
     if not matches_layout(state_dict, lambda: UnetGenerator(**params)):
         return None
     return params
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+ARCH = Arch(
+    name="pix2pix",
+    build=UnetGenerator,
+    detect=params_from_state_dict,
+    task="sketch2photo",
+    value_range=(-1.0, 1.0),
+    tile_overlap=16,  # unused: not tileable
+    tiny_params={"num_features": 4, "num_downs": 5},
+    # The bottleneck sees the whole 2**num_downs input: tiles would change the result.
+    tileable=False,
+    remap=add_batchnorm_counters,
+    normalisation="selectable",
+    set_per_image_norm=set_batchnorm_mode,
+)

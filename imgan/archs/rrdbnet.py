@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs._checks import require_positive
 
 # Residual scaling used inside each dense block and around each RRDB (ESRGAN section 3.1).
@@ -190,3 +192,27 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
         "num_grow": first_conv[0],
         "scale": scale,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+
+def train_params(*, features: int, blocks: int, scale: int) -> dict[str, Any]:
+    """Constructor keywords of an RGB generator trained from scratch (growth: half the features, as
+    ESRGAN's 64/32)."""
+    return {"in_channels": 3, "out_channels": 3, "num_features": features, "scale": scale,
+            "num_blocks": blocks, "num_grow": max(1, features // 2)}
+
+
+ARCH = Arch(
+    name="rrdbnet",
+    build=RRDBNet,
+    detect=params_from_state_dict,
+    task="upscale",
+    value_range=(0.0, 1.0),
+    tile_overlap=32,
+    tiny_params={"num_features": 8, "num_blocks": 1, "num_grow": 4, "scale": 1},
+    train_scales=(2, 4),
+    train_params=train_params,
+)

@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs._checks import require_positive
 
 SUPPORTED_SCALES = (2, 3, 4)
@@ -168,3 +170,26 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
         "num_blocks": len(indices),
         "scale": scale,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+
+def train_params(*, features: int, blocks: int, scale: int) -> dict[str, Any]:
+    """Constructor keywords of an RGB generator trained from scratch."""
+    return {"in_channels": 3, "out_channels": 3, "num_features": features, "scale": scale,
+            "num_blocks": blocks}
+
+
+ARCH = Arch(
+    name="srresnet",
+    build=SRResNet,
+    detect=params_from_state_dict,
+    task="upscale",
+    value_range=(0.0, 1.0),
+    tile_overlap=32,
+    tiny_params={"num_features": 8, "num_blocks": 1, "scale": 3},
+    train_scales=(2, 3, 4),
+    train_params=train_params,
+)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan.archs._arch import Arch
 from imgan.archs._checks import require_positive
 
 ACTIVATIONS = ("prelu", "relu", "lrelu")
@@ -148,3 +150,28 @@ def params_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict | Non
         "scale": scale,
         "act": "prelu",
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Declaration
+
+
+def train_params(*, features: int, blocks: int, scale: int) -> dict[str, Any]:
+    """Constructor keywords of an RGB generator trained from scratch (``blocks`` hidden convs)."""
+    return {"in_channels": 3, "out_channels": 3, "num_features": features, "scale": scale,
+            "num_conv": blocks, "act": "prelu"}
+
+
+ARCH = Arch(
+    name="srvgg",
+    build=SRVGGNetCompact,
+    detect=params_from_state_dict,
+    task="upscale",
+    value_range=(0.0, 1.0),
+    # realesr-animevideov3 tiled at 64 px stays within 0.25/255 of the whole-image pass with
+    # overlap 32 (16: 2.5/255).
+    tile_overlap=32,
+    tiny_params={"num_features": 8, "num_conv": 1, "scale": 2},
+    train_scales=(2, 3, 4),
+    train_params=train_params,
+)

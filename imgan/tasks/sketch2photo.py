@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from imgan.archs.pix2pix import set_batchnorm_mode
+from imgan.archs import ARCHS
 from imgan.batch import Result, Worker
 from imgan.descriptor import ModelDescriptor
 from imgan.edges import sketch_from_photo
@@ -113,7 +113,13 @@ def batchnorm_mode(mode: str) -> Callable[[ModelDescriptor], None]:
     """Prepares a loaded model to normalise by each image's statistics (image) or the saved ones (running)."""
     if mode not in BATCHNORM_MODES:
         raise UsageError(f"--batchnorm {mode!r}: use image or running")
-    return lambda descriptor: set_batchnorm_mode(descriptor.module, per_image=mode == "image")
+
+    def prepare(descriptor: ModelDescriptor) -> None:
+        switch = ARCHS[descriptor.arch].set_per_image_norm
+        if switch is not None:
+            switch(descriptor.module, per_image=mode == "image")
+
+    return prepare
 
 
 def worker(engine: Engine, *, size: int = WORK_SIZE, from_photo: bool = False, save_sketch: bool = False) -> Worker:

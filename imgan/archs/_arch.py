@@ -1,0 +1,63 @@
+"""What a network family declares about itself, so the loader, engine and trainers never name it.
+
+Each module in ``imgan.archs`` ends with one ``ARCH = Arch(...)``. Facts fixed for the whole family
+live here; facts that follow from the constructor params (scale, channels, size multiple) are read
+from the built module, whose class sets ``scale``, ``in_channels``, ``out_channels`` and
+``size_multiple`` in ``__init__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["NORMALISATIONS", "Arch"]
+
+StateDict = Mapping[str, torch.Tensor]
+
+# How a family's norm layers behave at inference, which decides whether tiles of one image must
+# share normalisation statistics (imgan.normstats):
+#   none        no norm layers
+#   running     BatchNorm with running statistics: nothing to share
+#   per-image   every image normalised by its own statistics (InstanceNorm): tiles share them
+#   selectable  either, switched by ``Arch.set_per_image_norm``; a freshly built module runs
+#               with running statistics
+NORMALISATIONS = ("none", "running", "per-image", "selectable")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arch:
+    """One network family: how to build, recognise and feed it, and how to train it if imgan can."""
+
+    name: str  # the family's name in pretrained.toml, checkpoint metadata and training configs
+    build: Callable[..., nn.Module]  # the model class; its keyword-only arguments are the params
+    detect: Callable[[StateDict], dict | None]  # params read from an unwrapped state dict, or None
+    task: str  # the subcommand whose pipeline feeds this network ("upscale", "stylize", ...)
+    value_range: tuple[float, float]  # what the network takes and returns; the descriptor converts
+    tile_overlap: int  # input pixels shared by neighbouring tiles (unused when not tileable)
+    tiny_params: Mapping[str, Any]  # a seconds-fast random-weight build, for the registry tests
+    tileable: bool = True  # False: every output pixel sees the whole input, so it runs in one piece
+    remap: Callable[[StateDict], dict[str, torch.Tensor]] | None = None  # old key layouts -> today's
+    normalisation: str = "none"  # one of NORMALISATIONS
+    set_per_image_norm: Callable[..., None] | None = None  # (module, *, per_image: bool), if selectable
+    train_scales: tuple[int, ...] = ()  # scales a trainer may build; empty for non-SR families
+    train_params: Callable[..., dict[str, Any]] | None = None  # (*, features, blocks, scale) -> params
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.normalisation not in NORMALISATIONS:
+            problems.append(f"normalisation {self.normalisation!r} is not one of {', '.join(NORMALISATIONS)}")
+        if (self.normalisation == "selectable") != (self.set_per_image_norm is not None):
+            problems.append("set_per_image_norm goes with, and only with, normalisation='selectable'")
+        if bool(self.train_scales) != (self.train_params is not None):
+            problems.append("train_scales and train_params go together")
+        if not self.value_range[0] < self.value_range[1]:
+            problems.append(f"value_range {self.value_range} is not (low, high)")
+        if self.tile_overlap < 0:
+            problems.append(f"tile_overlap {self.tile_overlap} is negative")
+        if problems:
+            raise ValueError(f"arch {self.name!r}: {'; '.join(problems)}")
