@@ -66,7 +66,7 @@ def reporting(*, debug: bool) -> Iterator[None]:
     except ImganError as error:
         if debug:
             err.print_exception()
-        err.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, highlight=False)
         raise typer.Exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED) from None
     except KeyboardInterrupt as interrupt:
         err.print("interrupted")

@@ -8,18 +8,28 @@ checks every later use and re-download against that record (trust on first use),
 user once with the digest so they can compare it with another source.
 
 Downloads resume from a ``.part`` file, fall back to mirrors, hold a file lock so parallel
-processes download once, and only a verified file ever reaches its final path. Checkpoints
-load with ``torch.load(weights_only=True)``: imgan never runs pickled code, so a file that is
-not what upstream published can give wrong weights but cannot run anything.
+processes download once (the lock file is removed afterwards), and only a verified file ever
+reaches its final path. A cached file is hashed again on its first use after any change: a
+``<file>.verified`` record beside it (in the cache folder also for the weights that ship inside
+the package) holds the digest it matched and the size, times, inode and device it had then, so
+an unchanged file is not hashed at every run, and a changed one is never used unchecked.
+
+Checkpoints load with ``torch.load(weights_only=True)`` after their zip directory is checked
+(no zip bombs), safetensors after their metadata is checked (``checked_metadata``): imgan never
+runs pickled code, so a file that is not what upstream published can give wrong weights but
+cannot run anything or make imgan allocate what its header claims.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
 import http.client
+import json
 import logging
+import math
 import os
 import re
 import sys
@@ -27,7 +37,7 @@ import types
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +46,7 @@ import filelock
 import platformdirs
 
 from imgan import __version__
-from imgan.errors import DownloadError, ModelError, OfflineError
+from imgan.errors import DownloadError, ImganError, ModelError, OfflineError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,10 +68,33 @@ UNPUBLISHED = "unpublished"
 # Wrapper keys tried in order when a checkpoint nests its state dict (BasicSR, Lightning, GANs).
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "generator", "netG", "G")
 
+# Metadata of our own safetensors files (see checked_metadata): the largest value an int param
+# may declare, by name (other names: _PARAM_LIMIT_DEFAULT), so no number from a file can make
+# imgan build a network of absurd size.
+PARAM_LIMITS = {
+    "in_channels": 64,
+    "out_channels": 64,
+    "num_features": 4096,
+    "num_grow": 4096,
+    "num_blocks": 1000,
+    "num_conv": 1000,
+    "num_downs": 16,
+    "scale": 16,
+}
+# A PyTorch zip checkpoint stores its tensors uncompressed, so its members unpack to about the
+# file's size; an archive that claims more than this many times its size (plus the slack) is a
+# zip bomb, refused before anything is unpacked.
+ZIP_MAX_RATIO = 16
+ZIP_SLACK_BYTES = 64 << 20
+
+_PARAM_LIMIT_DEFAULT = 4096
+_PARAMS_TEXT_LIMIT = 64 * 1024  # characters of the params JSON: parsed only below this
 _TIMEOUT_S = 30.0
 _CHUNK_BYTES = 256 * 1024
 _USER_AGENT = f"imgan/{__version__}"
 _FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+_MISSING = "is missing"
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -311,6 +344,11 @@ def read_pin(path: Path) -> tuple[str, int] | None:
         return None
 
 
+def verified_record_path(spec: WeightSpec) -> Path:
+    """Where the record of the last full check of ``spec``'s file lives (see the module docstring)."""
+    return weights_dir() / f"{spec.filename}.verified"
+
+
 def fetch(
     spec: WeightSpec, *, progress: Callable[[int, int | None], None] | None = None
 ) -> Path:
@@ -323,25 +361,20 @@ def fetch(
     if problem is None:
         return target
     if spec.embedded:
-        raise ModelError(f"model '{spec.name}' ships with imgan but {target}: {problem}; reinstall imgan")
+        raise ModelError(f"model '{spec.name}' ships with imgan but {target} {problem}; reinstall imgan")
     if _offline():
+        if problem == _MISSING:
+            raise OfflineError(
+                f"model '{spec.name}' is not in the cache and IMGAN_OFFLINE is set: "
+                f"download {spec.urls[0]} and save it as {target}"
+            )
         raise OfflineError(
-            f"model '{spec.name}' is not in the cache and IMGAN_OFFLINE is set: "
-            f"download {spec.urls[0]} and save it as {target}"
+            f"model '{spec.name}': the cached {target} {problem}, so imgan will not use it, and "
+            f"IMGAN_OFFLINE is set: unset it and run `imgan models download {spec.name}` to replace it"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(target.with_name(target.name + ".lock")))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        logger.info(
-            "waiting for another process that is downloading %s (%s)", spec.name, lock.lock_file
-        )
-        lock.acquire()
-    try:
+    with _download_lock(target.with_name(target.name + ".lock"), spec.name):
         return _fetch_locked(spec, target, progress)
-    finally:
-        lock.release()
 
 
 def verify_cache(*, specs: Iterable[WeightSpec] | None = None) -> list[tuple[str, Path, bool, str]]:
@@ -350,9 +383,13 @@ def verify_cache(*, specs: Iterable[WeightSpec] | None = None) -> list[tuple[str
     results: list[tuple[str, Path, bool, str]] = []
     for spec in sorted(chosen, key=lambda spec: spec.name):
         path = cached_path(spec)
-        if not path.is_file():
+        try:
+            before = path.stat()
+        except OSError:
             continue
         problem = _file_problem(path, spec)
+        if problem is None:
+            _record_verified(spec, path, before)
         results.append((spec.name, path, problem is None, problem or "ok"))
     return results
 
@@ -366,20 +403,123 @@ def _offline() -> bool:
 
 
 def _cached_problem(path: Path, spec: WeightSpec) -> str | None:
-    """Why ``path`` cannot be used as is: cheap check (exists, right size) done at every use."""
+    """Why ``path`` cannot be used as is, checked at every use: it exists with the right size,
+    and its digest matches, hashed again whenever the file changed since its last full check."""
     try:
-        actual = path.stat().st_size
+        before = path.stat()
     except FileNotFoundError:
-        return "missing"
+        return _MISSING
     expected = spec.size
     if spec.digest == UNPUBLISHED:
         pin = read_pin(path)
         if pin is None:
             return "has no first-download record"
         expected = pin[1]
-    if expected is not None and actual != expected:
-        return f"has {actual} bytes instead of {expected}"
+    if expected is not None and before.st_size != expected:
+        return f"has {before.st_size} bytes instead of {expected}"
+    if _verified_record(spec, path, before) == _read_verified_record(spec):
+        return None
+    logger.debug("hashing %s: it changed since its last check, or was never checked", path)
+    problem = _file_problem(path, spec)
+    if problem is not None:
+        return f"failed its check ({problem})"
+    _record_verified(spec, path, before)
     return None
+
+
+def _verified_record(spec: WeightSpec, path: Path, stat: os.stat_result) -> dict[str, Any]:
+    """What the record of a full check holds: the digest matched, and the file's identity then."""
+    expected = spec.digest
+    if spec.digest == UNPUBLISHED:
+        pin = read_pin(cached_path(spec))
+        expected = f"sha256:{pin[0]}" if pin is not None else UNPUBLISHED
+    # ctime cannot be set back by a user (mtime can), and changes with every write or rename.
+    return {
+        "path": os.path.abspath(path), "digest": expected, "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+        "inode": stat.st_ino, "device": stat.st_dev,
+    }
+
+
+def _read_verified_record(spec: WeightSpec) -> dict[str, Any] | None:
+    """The record of the last full check; None when missing or unreadable (then: hash again)."""
+    try:
+        record = json.loads(verified_record_path(spec).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _record_verified(spec: WeightSpec, path: Path, before: os.stat_result) -> None:
+    """Record that ``path``, as ``before`` describes it, matched its digest; skipped when it changed
+    while it was being hashed, or when the cache folder is not writable (then: hash at every use)."""
+    from imgan.files import write_atomically
+
+    try:
+        if not _same_file_state(before, path.stat()):
+            return
+        record = _verified_record(spec, path, before)
+        write_atomically(verified_record_path(spec), json.dumps(record).encode("ascii"))
+    except (OSError, ImganError) as exc:
+        logger.debug("cannot record the check of %s (%s); it will be hashed again", path, exc)
+
+
+def _same_file_state(first: os.stat_result, second: os.stat_result) -> bool:
+    fields = ("st_size", "st_mtime_ns", "st_ctime_ns", "st_ino", "st_dev")
+    return all(getattr(first, name) == getattr(second, name) for name in fields)
+
+
+@contextlib.contextmanager
+def _download_lock(path: Path, name: str) -> Iterator[None]:
+    """Hold the lock file ``path`` (parallel processes download once), and remove it afterwards.
+
+    An flock lives on an inode, not a name, so the file is removed while still held, before the
+    release: a process that was waiting on the removed file then holds a lock nobody else can see,
+    notices it (its file no longer has that name) and locks the new file instead. Where the lock is
+    not an flock on a descriptor imgan can see (Windows, where filelock removes the file itself, or
+    filelock's soft-lock fallback), the file is left to filelock.
+    """
+    lock = filelock.FileLock(str(path))
+    waited = False
+    while True:
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if not waited:
+                logger.info("waiting for another process that is downloading %s (%s)", name, path)
+                waited = True
+            lock.acquire()
+        descriptor = _flock_descriptor(lock)
+        if descriptor is None or _names_descriptor(path, descriptor):
+            break
+        lock.release()  # won a file its last holder removed: lock the current one
+    try:
+        yield
+    finally:
+        try:
+            if descriptor is not None and _names_descriptor(path, descriptor):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        finally:
+            lock.release()
+
+
+def _flock_descriptor(lock: filelock.BaseFileLock) -> int | None:
+    """The descriptor a held native Unix lock has its flock on; None for any other kind of lock."""
+    if sys.platform == "win32" or not isinstance(lock, filelock.UnixFileLock):
+        return None
+    context = getattr(lock, "_context", None)
+    if getattr(context, "soft_fallback", False):
+        return None
+    descriptor = getattr(context, "lock_file_fd", None)
+    return descriptor if isinstance(descriptor, int) else None
+
+
+def _names_descriptor(path: Path, descriptor: int) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(descriptor))
+    except OSError:
+        return False
 
 
 def _fetch_locked(
@@ -388,20 +528,23 @@ def _fetch_locked(
     problem = _cached_problem(target, spec)
     if problem is None:  # another process finished it while we waited for the lock
         return target
-    if problem != "missing":
+    if problem != _MISSING:
         logger.warning("cached %s %s; downloading it again", target, problem)
         target.unlink()
     part = target.with_name(target.name + ".part")
     failures: list[str] = []
-    for url in spec.urls:
+    for index, url in enumerate(spec.urls):
         failure = _download_verified(spec, url, part, progress)
         if failure is None:
             if spec.digest == UNPUBLISHED and read_pin(target) is None:  # a kept record was just checked
                 _record_pin(spec, part, target)
             os.replace(part, target)
+            _record_verified(spec, target, target.stat())  # just hashed: no need at its first use
             logger.info("saved %s", target)
             return target
         failures.append(f"{url}: {failure}")
+        if index + 1 < len(spec.urls):  # the last failure is told once, by the error below
+            logger.warning("could not download %s from %s (%s); trying the next mirror", spec.name, url, failure)
     raise DownloadError(
         f"could not download model '{spec.name}' ({'; '.join(failures)}); check the network, "
         f"or download one of those URLs yourself and save it as {target}"
@@ -433,14 +576,14 @@ def _download_verified(
             try:
                 _download(url, part, offset=resumed_from, size=spec.size, progress=progress)
             except _TransferError as exc:
-                logger.warning("download of %s from %s stopped: %s", spec.name, url, exc)
+                logger.debug("download of %s from %s stopped: %s", spec.name, url, exc)
                 return str(exc)
         problem = _file_problem(part, spec)
         if problem is None:
             return None
         part.unlink()
         if resumed_from == 0:
-            logger.warning("%s from %s failed verification: %s", spec.name, url, problem)
+            logger.debug("%s from %s failed verification: %s", spec.name, url, problem)
             return problem
         # The kept bytes may come from an older or different file: start once more from byte 0.
         logger.warning(
@@ -581,32 +724,164 @@ def load_state_dict(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors of a checkpoint, unwrapped, plus its safetensors metadata ({} for pickles).
 
-    Pickled checkpoints load with ``weights_only=True``; files holding code are refused.
+    The metadata is checked (``checked_metadata``) before any tensor is read. Pickled
+    checkpoints load with ``weights_only=True`` once their zip directory looks sane; files
+    holding code are refused.
     """
     import torch
 
     path = Path(path)
-    metadata: dict[str, str] = {}
     if path.suffix == ".safetensors":
-        import safetensors
-        import safetensors.torch
+        return _load_safetensors(path, key=key)
+    _check_zip(path)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise ModelError(f"checkpoint {path} does not exist; check the path") from exc
+    except Exception as exc:  # torch raises many types for a bad file; all mean the same here
+        raise _load_error(path, exc) from exc
+    return unwrap_state_dict(checkpoint, key=key), {}
 
-        try:
-            checkpoint: object = safetensors.torch.load_file(str(path), device="cpu")
-            with safetensors.safe_open(str(path), framework="pt") as file:
-                metadata = dict(file.metadata() or {})
-        except (safetensors.SafetensorError, OSError) as exc:
-            raise ModelError(
-                f"cannot read {path} as safetensors ({exc}); download it again"
-            ) from exc
-    else:
-        try:
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError as exc:
-            raise ModelError(f"checkpoint {path} does not exist; check the path") from exc
-        except Exception as exc:  # torch raises many types for a bad file; all mean the same here
-            raise _load_error(path, exc) from exc
-    return unwrap_state_dict(checkpoint, key=key), metadata
+
+def checked_metadata(
+    path: Path, metadata: object, *, tensor_elements: int | None = None
+) -> dict[str, str]:
+    """The metadata of the safetensors file ``path`` once it is safe to act on; else a ModelError.
+
+    Always a mapping of str to str. When it names an ``arch`` (imgan's own files), also: ``params``
+    is a JSON object of names to numbers, strings or booleans, every number within
+    ``PARAM_LIMITS``; ``value_range`` is two finite numbers, low < high; ``scale`` an int within
+    its limit; and, given ``tensor_elements`` (the file's tensor element count, from its header),
+    the network those params describe is built on torch's ``meta`` device (no memory) and must
+    not have more weights than the file holds, so no number in a file makes imgan allocate more
+    than that file's size.
+    """
+    def refuse(problem: str) -> ModelError:
+        return ModelError(f"{path}: metadata {problem}; the file is damaged or was not written by imgan")
+
+    if not isinstance(metadata, Mapping) or not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+    ):
+        raise refuse("is not a mapping of strings to strings")
+    checked = dict(metadata)
+    if "arch" not in checked:
+        return checked
+    arch = checked["arch"]
+    if re.fullmatch(r"[a-z][a-z0-9_]{0,63}", arch) is None:
+        raise refuse(f"arch {arch[:64]!r} is not an architecture name")
+    if "task" in checked and re.fullmatch(r"[a-z][a-z0-9_]{0,63}", checked["task"]) is None:
+        raise refuse(f"task {checked['task'][:64]!r} is not a task name")
+    params = _checked_params(checked.get("params", "{}"), refuse)
+    if "scale" in checked:
+        scale = checked["scale"]
+        if re.fullmatch(r"[0-9]{1,3}", scale) is None or not 1 <= int(scale) <= PARAM_LIMITS["scale"]:
+            raise refuse(f"scale {scale[:64]!r} is not a whole number from 1 to {PARAM_LIMITS['scale']}")
+    if "value_range" in checked:
+        bounds = _parsed_json(checked["value_range"], limit=256)
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_finite(bound) for bound in bounds)
+                and bounds[0] < bounds[1]):
+            raise refuse(f"value_range {checked['value_range'][:64]!r} is not two numbers, low then high")
+    if tensor_elements is not None:
+        _check_declared_size(path, arch, params, tensor_elements)
+    return checked
+
+
+def _checked_params(text: str, refuse: Callable[[str], ModelError]) -> dict[str, Any]:
+    """``params``: a JSON object of names to numbers (within PARAM_LIMITS), strings or booleans."""
+    params = _parsed_json(text, limit=_PARAMS_TEXT_LIMIT)
+    if not isinstance(params, dict):
+        raise refuse(f"params is not a JSON object of names to values ({text[:64]!r})")
+    for name, value in params.items():
+        limit = PARAM_LIMITS.get(name, _PARAM_LIMIT_DEFAULT)
+        if isinstance(value, bool) or (isinstance(value, str) and len(value) <= 64):
+            continue
+        if not _is_finite(value):
+            raise refuse(f"params {name[:64]!r} is not a number, a short string or a boolean")
+        if not 0 <= value <= limit:
+            raise refuse(f"params {name[:64]!r} is {value!r}, outside 0 to {limit}")
+    return params
+
+
+def _parsed_json(text: str, *, limit: int) -> object:
+    """``text`` as JSON; None when it is longer than ``limit`` characters or not JSON."""
+    if len(text) > limit:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
+        return None
+
+
+def _is_finite(value: object) -> bool:
+    return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _check_declared_size(path: Path, arch: str, params: Mapping[str, Any], tensor_elements: int) -> None:
+    """Refuse params that describe a network with more weights than the file holds."""
+    import torch
+
+    from imgan.archs import ARCHS, build_model
+
+    if arch not in ARCHS:
+        raise ModelError(f"{path}: metadata names architecture {arch!r}, which imgan does not know "
+                         f"(it knows {', '.join(ARCHS)}); use a file made for imgan")
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            module = build_model(arch, params)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
+    except Exception as exc:  # the params come from the file: any failure to build means the same
+        raise ModelError(f"{path}: metadata params do not build a {arch} network ({_first_line(exc)}); "
+                         "the file is damaged or was not written by imgan") from exc
+    declared = sum(parameter.numel() for parameter in module.parameters())
+    if declared > tensor_elements:
+        raise ModelError(
+            f"{path}: the weights do not fit the metadata, which describes a {arch} network of {declared:,} "
+            f"weights where the file holds {tensor_elements:,}; the file is damaged or was not written by imgan"
+        )
+
+
+def _load_safetensors(path: Path, *, key: str | None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read the header (safetensors checks it against the file size), check the metadata, then the tensors."""
+    import safetensors
+
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as file:
+            names = list(file.keys())
+            elements = sum(math.prod(file.get_slice(name).get_shape()) for name in names)
+            metadata = checked_metadata(path, file.metadata() or {}, tensor_elements=elements)
+            tensors: dict[str, torch.Tensor] = {name: file.get_tensor(name) for name in names}
+    except (safetensors.SafetensorError, OSError) as exc:
+        raise ModelError(
+            f"cannot read {path} as safetensors ({_first_line(exc)}); download it again"
+        ) from exc
+    return unwrap_state_dict(tensors, key=key), metadata
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse the zip archive ``path`` (PyTorch's format since 1.6) when it must not be unpacked.
+
+    Only the central directory is read: the sizes its members declare when unpacked. PyTorch
+    stores tensors uncompressed, so they add up to about the file size; far more is a zip bomb.
+    """
+    import zipfile
+
+    try:
+        with path.open("rb") as file:
+            if file.read(4) != b"PK\x03\x04":  # how torch.load tells a zip from a legacy pickle
+                return
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(member.file_size for member in archive.infolist())
+    except FileNotFoundError:
+        return  # torch.load says so
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise _load_error(path, exc) from exc
+    if declared > ZIP_MAX_RATIO * size + ZIP_SLACK_BYTES:
+        raise ModelError(
+            f"checkpoint {path} is a zip archive whose members unpack to {declared:,} bytes from {size:,} "
+            "(a PyTorch checkpoint stores its tensors uncompressed); imgan will not unpack it: use the original file"
+        )
 
 
 def unwrap_state_dict(checkpoint: object, *, key: str | None = None) -> dict[str, torch.Tensor]:
@@ -650,16 +925,30 @@ def _holds_tensors(mapping: Mapping[Any, Any], tensor_type: type) -> bool:
     )
 
 
+def torch_load_problem(exc: BaseException) -> str:
+    """What a ``torch.load(weights_only=True)`` failure means, in one line without terminal codes."""
+    text = _ANSI_ESCAPE.sub("", str(exc))
+    refused = re.search(r"GLOBAL (\S+)", text)
+    if refused is not None:
+        return f"it contains code or unknown objects ({refused.group(1)}), which imgan will not run"
+    detail = re.search(r"WeightsUnpickler error: *(\S.*)", text)  # behind a paragraph of advice
+    return detail.group(1)[:200] if detail is not None else _first_line(exc)
+
+
 def _load_error(path: Path, exc: Exception) -> ModelError:
-    message = str(exc)
-    refused = re.search(r"GLOBAL (\S+)", message)
+    refused = re.search(r"GLOBAL (\S+)", _ANSI_ESCAPE.sub("", str(exc)))
     if refused is not None:
         return ModelError(
             f"checkpoint {path} contains code or unknown objects ({refused.group(1)}) and imgan "
             "will not run it; use a checkpoint of plain tensors (state_dict) or safetensors"
         )
-    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
     return ModelError(
-        f"cannot read checkpoint {path} ({first_line[:200]}); it is damaged or not a PyTorch "
+        f"cannot read checkpoint {path} ({torch_load_problem(exc)}); it is damaged or not a PyTorch "
         "checkpoint: delete it and download it again"
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (terminal codes removed), or its type."""
+    lines = (line.strip() for line in _ANSI_ESCAPE.sub("", str(exc)).splitlines())
+    return next((line for line in lines if line), type(exc).__name__)[:200]

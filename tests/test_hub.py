@@ -612,13 +612,18 @@ def test_unwrap_refuses_something_that_is_not_a_state_dict() -> None:
 
 
 def test_load_reads_safetensors_with_metadata(tmp_path: Path) -> None:
+    from imgan.archs.srvgg import SRVGGNetCompact
+
+    params = {"in_channels": 3, "out_channels": 3, "num_features": 8, "num_conv": 1, "scale": 4, "act": "prelu"}
+    tensors = SRVGGNetCompact(**params).state_dict()
     path = tmp_path / "ours.safetensors"
-    save_file(tiny_tensors(), str(path), metadata={"arch": "srvgg", "scale": "4"})
+    written = {"arch": "srvgg", "params": json.dumps(params), "scale": "4", "value_range": "[0.0, 1.0]"}
+    save_file(tensors, str(path), metadata=written)
 
     state_dict, metadata = load_state_dict(path)
 
-    assert metadata == {"arch": "srvgg", "scale": "4"}
-    assert torch.equal(state_dict["body.0.bias"], tiny_tensors()["body.0.bias"])
+    assert metadata == written
+    assert torch.equal(state_dict["body.0.bias"], tensors["body.0.bias"])
 
 
 class Payload:

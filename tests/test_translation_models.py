@@ -7,6 +7,7 @@ file, then loads it by its registry name. Key listings from ``../shared/compat``
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,22 @@ def listing(name: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def cache_upstream_file(name: str, state_dict: dict[str, torch.Tensor]) -> Path:
-    """Save ``state_dict`` as a pre-zip pickle where the registry's file for ``name`` lives."""
+def cache_upstream_file(name: str, state_dict: dict[str, torch.Tensor], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Save ``state_dict`` as a pre-zip pickle where the registry's file for ``name`` lives.
+
+    An unpublished digest is pinned as a first download would pin it; a published one is
+    replaced by this file's, as if upstream had published this file (the cache checks digests).
+    """
     spec = hub.get_spec(name)
     path = hub.cached_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state_dict, path, _use_new_zipfile_serialization=False)
-    if spec.digest == hub.UNPUBLISHED:  # as a first download would have recorded it
-        hub.pin_path(path).write_text(f"{hub._hash_file(path, 'sha256')} {path.stat().st_size}\n")
+    digest, size = hub._hash_file(path, "sha256"), path.stat().st_size
+    if spec.digest == hub.UNPUBLISHED:
+        hub.pin_path(path).write_text(f"{digest} {size}\n")
+    else:
+        specs = {**hub.registry(), name: dataclasses.replace(spec, digest=f"sha256:{digest}", size=size)}
+        monkeypatch.setattr(hub, "registry", lambda path=None: specs)
     return path
 
 
@@ -57,13 +66,13 @@ def with_legacy_instance_norm_buffers(state_dict: dict[str, torch.Tensor]) -> di
     return legacy
 
 
-def test_cyclegan_style_file_with_legacy_buffers_loads_and_runs_in_minus_one_one() -> None:
+def test_cyclegan_style_file_with_legacy_buffers_loads_and_runs_in_minus_one_one(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     spec = hub.get_spec("cyclegan-monet")
     reference = build_model("cyclegan", spec.params).eval()
     upstream = with_legacy_instance_norm_buffers(reference.state_dict())
     assert {key: tuple(value.shape) for key, value in upstream.items()} == listing("cyclegan_resnet9_legacy")
-    cache_upstream_file("cyclegan-monet", upstream)
+    cache_upstream_file("cyclegan-monet", upstream, monkeypatch)
 
     descriptor = load_model("cyclegan-monet", task="stylize")
 
@@ -83,12 +92,12 @@ def test_every_style_shares_the_layout() -> None:
         assert spec.digest == hub.UNPUBLISHED and spec.urls[0].endswith(f"style_{spec.name.split('-')[1]}.pth")
 
 
-def test_pix2pix_file_without_batchnorm_counters_loads() -> None:
+def test_pix2pix_file_without_batchnorm_counters_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = hub.get_spec("pix2pix-edges2shoes")
     shapes = {key: shape for key, shape in listing("pix2pix_unet256").items()
               if not key.endswith("num_batches_tracked")}  # files saved before torch 0.4.1
     zero = torch.zeros(())
-    cache_upstream_file(spec.name, {key: zero.expand(shape) for key, shape in shapes.items()})
+    cache_upstream_file(spec.name, {key: zero.expand(shape) for key, shape in shapes.items()}, monkeypatch)
 
     descriptor = load_model(spec.name, task="sketch2photo")
 
@@ -98,7 +107,7 @@ def test_pix2pix_file_without_batchnorm_counters_loads() -> None:
     assert sum(p.numel() for p in descriptor.module.parameters()) == 54_413_955
 
 
-def test_fast_aginggan_file_loads_with_running_batchnorm() -> None:
+def test_fast_aginggan_file_loads_with_running_batchnorm(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     spec = hub.get_spec("fast-aginggan")
     reference = build_model("aginggan", spec.params)
@@ -108,7 +117,7 @@ def test_fast_aginggan_file_loads_with_running_batchnorm() -> None:
                 buffer.normal_(0, 0.1)
     upstream = reference.state_dict()
     assert {key: tuple(value.shape) for key, value in upstream.items()} == listing("fast_aginggan")
-    cache_upstream_file(spec.name, upstream)
+    cache_upstream_file(spec.name, upstream, monkeypatch)
 
     descriptor = load_model(spec.name, task="age")
 
@@ -118,9 +127,9 @@ def test_fast_aginggan_file_loads_with_running_batchnorm() -> None:
         assert torch.allclose(descriptor.module.eval()(image), reference.eval()(image), atol=1e-6)
 
 
-def test_a_style_file_that_does_not_fit_is_a_model_error() -> None:
+def test_a_style_file_that_does_not_fit_is_a_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = build_model("cyclegan", {"num_features": 64, "num_blocks": 6}).state_dict()
-    cache_upstream_file("cyclegan-vangogh", wrong)
+    cache_upstream_file("cyclegan-vangogh", wrong, monkeypatch)
     with pytest.raises(ModelError, match="cyclegan-vangogh: weights do not fit cyclegan"):
         load_model("cyclegan-vangogh", task="stylize")
 

@@ -99,7 +99,9 @@ def load_checkpoint(location: Path, *, map_location: Any = "cpu") -> dict[str, A
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file; all mean the same here
-        raise ImganError(f"{path}: cannot read the checkpoint ({' '.join(str(exc).split())[:200]}); "
+        from imgan.hub import torch_load_problem
+
+        raise ImganError(f"{path}: cannot read the checkpoint ({torch_load_problem(exc)}); "
                          "use an earlier step_*.pt file") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "step" not in state:
         raise ImganError(f"{path}: not an imgan training checkpoint")
