@@ -25,8 +25,10 @@ from imgan.io import Picture
 from imgan.paths import (
     STDIO,
     Source,
+    check_out_template,
     check_target,
     expand_inputs,
+    output_extension,
     output_format,
     render_output,
     resolve_companion,
@@ -223,7 +225,8 @@ def plan_jobs(
     planned: list[tuple[Source, Job | Outcome]] = []
     for source in sources:
         fmt = output_format(source, options.format)
-        target = render_output(source, options.out, ext=fmt, scale=scale, model=model, suffix=suffix)
+        target = render_output(source, options.out, ext=output_extension(source, fmt), scale=scale, model=model,
+                               suffix=suffix)
         try:
             found = {name: resolve_companion(given, source, name=name) for name, given in companions.items()}
         except ImganError as error:
@@ -398,6 +401,9 @@ def process_images(
 
     if options.as_json and options.out == STDIO:
         raise UsageError("--json and --out - both want stdout; choose one")
+    if options.as_json and options.out is None and STDIO in arguments:
+        raise UsageError("--json and the image read from stdin both want stdout; give --out a file or folder")
+    check_out_template(options.out)
     tile_size = parse_tile(options.tile) if pipeline.tiling else 0
     devices = parse_devices(options.device)
     descriptor = load_model(pipeline.model, task=pipeline.task, denoise=pipeline.denoise,

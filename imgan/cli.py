@@ -35,7 +35,7 @@ app = typer.Typer(
     name="imgan",
     help="Run and train GANs on images: upscale, stylize, sketch2photo, age, train, evaluate, manage weights.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -85,6 +85,8 @@ def upscale(
 
     if alpha not in task.ALPHA_MODES:
         raise UsageError(f"--alpha {alpha!r}: use one of {', '.join(task.ALPHA_MODES)}")
+    if scale is not None and not 0 < scale < float("inf"):
+        raise UsageError(f"--scale {scale:g}: use a positive factor")
     return run(inputs, Pipeline("upscale", model, partial(task.worker, scale=scale, alpha=alpha),
                                 scale=scale, denoise=denoise))
 
@@ -116,6 +118,8 @@ def stylize(
     from imgan.tasks import translate as task
 
     tag = style if style in STYLES else Path(style).stem if is_local_model(style) else style
+    if style not in STYLES and not is_local_model(style):
+        task.check_style(style, STYLES)
     return run(inputs, Pipeline("stylize", STYLES.get(style, style), partial(task.worker, strength=strength),
                                 suffix=tag))
 

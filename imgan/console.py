@@ -81,14 +81,19 @@ def download_progress(*, quiet: bool) -> Iterator[Callable[[int, int | None], No
     if quiet or not err.is_terminal:
         yield None
         return
-    with Progress(TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("download", total=None)
+    progress = Progress(TextColumn("downloading weights"), BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), console=err, transient=True)
+    task = progress.add_task("download", total=None)
 
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int | None) -> None:
+        if not progress.live.is_started:  # shown from the first byte: a cached model shows nothing
+            progress.start()
+        progress.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        progress.stop()
 
 
 def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, quiet: bool, debug: bool) -> int:

@@ -29,3 +29,7 @@ class OfflineError(DownloadError):
 
 class UsageError(ImganError):
     """Options that do not fit together; reported with exit code 2."""
+
+
+class ModelChoiceError(ModelError, UsageError):
+    """The model named on the command line is unknown, for another task, or lacks what an option needs (exit 2)."""

@@ -46,7 +46,7 @@ import filelock
 import platformdirs
 
 from imgan import __version__
-from imgan.errors import DownloadError, ImganError, ModelError, OfflineError
+from imgan.errors import DownloadError, ImganError, ModelChoiceError, ModelError, OfflineError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -176,7 +176,7 @@ def get_spec(name: str) -> WeightSpec:
     else:
         shown = sorted(spec.name for spec in specs.values() if not spec.hidden)
         hint = "known models: " + ", ".join(shown)
-    raise ModelError(f"unknown model '{name}'; {hint}")
+    raise ModelChoiceError(f"unknown model '{name}'; {hint}")
 
 
 def _registry_path() -> Path:

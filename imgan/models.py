@@ -13,7 +13,7 @@ import torch
 from imgan import hub
 from imgan.archs import ARCHS, Arch, build_model, detect_arch, get_arch
 from imgan.descriptor import ModelDescriptor
-from imgan.errors import ModelError
+from imgan.errors import ModelChoiceError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +84,14 @@ def _load_registry_model(
 ) -> ModelDescriptor:
     spec = hub.get_spec(name)
     if spec.task != task:
-        raise ModelError(f"model {name!r} is a {spec.task} model, not {task}; see imgan models list --task {task}")
+        raise ModelChoiceError(
+            f"model {name!r} is a {spec.task} model, not {task}; see imgan models list --task {task}")
+    if denoise is not None and spec.denoise_companion is None:
+        companions = [s.name for s in hub.registry().values() if s.denoise_companion]
+        raise ModelChoiceError(
+            f"--denoise needs a model with a denoise companion ({', '.join(companions)}); {name!r} has none")
     state_dict, _ = hub.load_state_dict(hub.fetch(spec, progress=progress), key=spec.key or None)
     if denoise is not None:
-        if spec.denoise_companion is None:
-            companions = [s.name for s in hub.registry().values() if s.denoise_companion]
-            raise ModelError(
-                f"--denoise needs a model with a denoise companion ({', '.join(companions)}); "
-                f"{name!r} has none"
-            )
         companion = hub.get_spec(spec.denoise_companion)
         other, _ = hub.load_state_dict(hub.fetch(companion, progress=progress), key=companion.key or None)
         state_dict = blend_state_dicts(state_dict, other, denoise)
@@ -104,7 +103,7 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     if denoise is not None:
-        raise ModelError("--denoise works with registry models that have a denoise companion, not files")
+        raise ModelChoiceError("--denoise works with registry models that have a denoise companion, not files")
     state_dict, metadata = hub.load_state_dict(path)
     value_range = None
     if "arch" in metadata:  # written by imgan train

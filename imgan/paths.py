@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgan.errors import InputError, OutputError
+from imgan.errors import InputError, OutputError, UsageError
 from imgan.io import SUPPORTED_FORMATS, format_for_path, is_image_path
 
 STDIO = "-"
@@ -115,6 +115,29 @@ def output_format(source: Source, requested: str, *, stdin_format: str = "png") 
     except (InputError, OutputError):
         return "png"
     return fmt if fmt in SUPPORTED_FORMATS else "png"
+
+
+def output_extension(source: Source, fmt: str) -> str:
+    """The output's extension: the input's own spelling when it is the same format (.tif, .jpeg)."""
+    if source.path is not None:
+        suffix = source.path.suffix.lower().lstrip(".")
+        try:
+            if suffix and format_for_path(source.path) == fmt:
+                return suffix
+        except (InputError, OutputError):
+            pass
+    return fmt
+
+
+def check_out_template(template: str | None) -> None:
+    """Refuse an --out template with unknown fields before any work (exit 2)."""
+    if template is None or "{" not in template:
+        return
+    try:
+        template.format(**dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        fields = " ".join("{" + name + "}" for name in TEMPLATE_FIELDS)
+        raise UsageError(f"--out {template!r}: unknown field {exc}; the fields are {fields}") from None
 
 
 def format_scale(scale: float) -> str:

@@ -180,13 +180,20 @@ def test_sixteen_bit_in_sixteen_bit_out(tmp_path: Path, tiny_model: Path) -> Non
     (["--tile", "big"], 2, "--tile"),
     (["--device", "cuda:7"], 2, "--device"),
     (["--alpha", "keep"], 2, "--alpha"),
-    (["--model", "no-such-model"], 1, "no-such-model"),
+    (["--model", "no-such-model"], 2, "no-such-model"),
+    # Checked before any work: the (uncached, offline) weights are never asked for.
+    (["--scale", "-2", "-m", "realesrgan-x4plus"], 2, "--scale -2: use a positive factor"),
+    (["-m", "realesrgan-x4plus", "--denoise", "0.3"], 2, "--denoise needs a model with a denoise companion"),
+    (["-o", "{foo}.png", "-m", "realesrgan-x4plus"], 2, "unknown field 'foo'"),
+    (["-", "--json", "-m", "realesrgan-x4plus"], 2, "--json and the image read from stdin both want stdout"),
 ])
-def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], code: int, message: str) -> None:
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], code: int, message: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGAN_OFFLINE", "1")
     source = make_png(tmp_path / "photo.png")
     result = invoke("upscale", source, *args)
     assert result.exit_code == code
-    assert message in result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
 
 
@@ -221,3 +228,11 @@ def test_console_script_runs_the_installed_command(tmp_path: Path, tiny_model: P
                             capture_output=True, text=True, env={**os.environ})
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == tmp_path / "photo_x2.png"
+
+
+def test_an_output_keeps_the_inputs_spelling_of_its_format(tmp_path: Path, tiny_model: Path) -> None:
+    source = tmp_path / "scan.tif"
+    Image.open(make_png(tmp_path / "scan.png")).save(source)
+    result = invoke("upscale", source, "--model", tiny_model)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "scan_x2.tif").is_file() and not (tmp_path / "scan_x2.tiff").exists()

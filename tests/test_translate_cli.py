@@ -110,8 +110,15 @@ def test_an_upscaler_is_not_a_style(tmp_path: Path) -> None:
 
 def test_unknown_style_suggests_close_names(tmp_path: Path) -> None:
     result = invoke("stylize", photo(tmp_path / "p.png"), "--style", "cyclegan-monnet")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "did you mean 'cyclegan-monet'" in result.output
+
+
+def test_an_unknown_style_is_a_usage_error_listing_the_styles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGAN_OFFLINE", "1")
+    result = invoke("stylize", photo(tmp_path / "p.png"), photo(tmp_path / "q.png"), "--style", "picasso")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "monet, vangogh, cezanne, ukiyoe" in result.stderr and "realesr" not in result.stderr
 
 
 def test_offline_published_style_names_its_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+from collections.abc import Mapping
 
 from imgan.batch import Worker
 from imgan.engine import Engine
-from imgan.errors import UsageError
+from imgan.errors import ModelChoiceError, UsageError
 from imgan.io import Picture
 
 
@@ -28,3 +30,16 @@ def stylize_picture(picture: Picture, engine: Engine, *, strength: float = 1.0) 
 def worker(engine: Engine, *, strength: float = 1.0) -> Worker:
     """The batch worker of ``imgan stylize`` on one engine."""
     return lambda picture, _: stylize_picture(picture, engine, strength=strength)
+
+
+def check_style(name: str, styles: Mapping[str, str]) -> None:
+    """Refuse a --style that is neither a style, a stylize model of the registry, nor a file (exit 2)."""
+    from imgan import hub
+
+    models = sorted(spec.name for spec in hub.registry().values() if spec.task == "stylize" and not spec.hidden)
+    if name in models:
+        return
+    close = difflib.get_close_matches(name, [*styles, *models], n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ModelChoiceError(f"--style {name!r}: use {', '.join(styles)}, a stylize model "
+                           f"({', '.join(models)}) or a .pth/.safetensors file{hint}")
