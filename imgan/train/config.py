@@ -1,23 +1,32 @@
-"""Training options: one frozen dataclass, per-family defaults, TOML in and out.
+"""Training options, declared once: one frozen dataclass per trainer kind, whose fields carry their flags.
+
+``RunConfig`` holds what every run has (steps, batch, learning rates, EMA, run folder, seed,
+device, ...). ``SRConfig``, ``UnpairedConfig`` and ``PairedConfig`` add the options of one trainer
+each, and they are the trainer kinds: a family's defaults are an instance of one, and the class
+says which trainer runs it (``Kind.trainer()``). Each field made with ``option(...)`` carries its
+help, help panel and rules, and the ``imgan train`` flags, the resume rules, the summaries in the
+help and the ``config.toml`` written beside the checkpoints are all read from those fields.
 
 Precedence, lowest first: the family's defaults, the ``--config`` TOML file (or the run
 directory's ``config.toml`` on ``--resume``), then the command-line flags that were given.
-Every run writes its resolved options to ``RUN_DIR/config.toml``; reading that file back
-gives the same ``TrainConfig``.
+Every run writes its resolved options to ``RUN_DIR/config.toml``; reading that file back gives
+the same config. The file is flat: ``key = value`` per option, keys named like the fields
+(``batch_size`` for ``--batch-size``); lists hold numbers (``betas = [0.9, 0.99]``). The keys are
+those earlier versions wrote, so their run directories resume (see ``prepare_run``).
 
-The file is flat: ``key = value`` per option, keys named like the fields below (``batch_size``
-for ``--batch-size``). Lists hold numbers (``betas = [0.9, 0.99]``). Nothing here imports torch.
+Nothing here imports torch, except where an SR run's architecture is checked.
 """
 
 from __future__ import annotations
 
 import math
 import sys
+import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from imgan.errors import UsageError
 from imgan.train.checkpoint import write_atomically
@@ -28,22 +37,91 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
-    "ARCH_SCALES",
     "FAMILIES",
     "KINDS",
+    "PANELS",
     "Family",
-    "Kind",
-    "TrainConfig",
+    "Option",
+    "PairedConfig",
+    "RunConfig",
+    "SRConfig",
+    "UnpairedConfig",
     "config_dict",
     "defaults_for",
     "load_config",
+    "option",
+    "options_of",
     "prepare_run",
     "resolve",
     "save_config",
 ]
 
-ARCH_SCALES: dict[str, tuple[int, ...]] = {"rrdbnet": (2, 4), "srvgg": (2, 3, 4), "srresnet": (2, 3, 4)}
-"""Generator architectures an SR run can train, and the scales each supports."""
+DATA, MODEL, OPTIMISATION, LOSSES, RUN, RUNTIME = "Data", "Model", "Optimisation", "Losses", "Run", "Runtime"
+PANELS = (DATA, MODEL, OPTIMISATION, LOSSES, RUN, RUNTIME)
+"""The help panels, in the order the commands show them."""
+
+_OPTION = "imgan.option"
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """What a config field is on the command line and in a run's life (kept in the field's metadata)."""
+
+    help: str
+    panel: str
+    fixed: bool = False
+    """It decides the shape of checkpointed networks or buffers, so it is fixed for the life of a run."""
+    resume: bool = False
+    """``imgan train --resume RUN_DIR`` takes it too (a family's command takes every option of the family)."""
+    folder: bool = False
+    """A folder of training data: a family's command offers it only where ``Family.inputs`` names it."""
+    at_least: float | None = None
+    """The smallest value that works (numbers must also be finite)."""
+    choices: tuple[str, ...] = ()
+    summary: str = ""
+    """How a family's help names the default, such as ``{} blocks``; empty: not named."""
+    derived: tuple[str, Callable[[Any], Any]] | None = None
+    """For a None default: what the help calls it, and how it is computed from the resolved config."""
+    legacy: Any = _UNSET
+    """The value for a run directory written before the option existed (its config.toml lacks the key)."""
+
+
+def option(
+    default: Any,
+    *,
+    help: str,
+    panel: str,
+    fixed: bool = False,
+    resume: bool = False,
+    folder: bool = False,
+    at_least: float | None = None,
+    choices: tuple[str, ...] = (),
+    summary: str = "",
+    derived: tuple[str, Callable[[Any], Any]] | None = None,
+    legacy: Any = _UNSET,
+) -> Any:
+    """A config field that is a command-line option (see ``Option``)."""
+    rules = Option(help=help, panel=panel, fixed=fixed, resume=resume, folder=folder, at_least=at_least,
+                   choices=choices, summary=summary, derived=derived, legacy=legacy)
+    return field(default=default, metadata={_OPTION: rules})
+
+
+def option_of(item: Field) -> Option | None:
+    """The option a field declares, or None for plain fields (family, arch of translation runs)."""
+    return item.metadata.get(_OPTION)
+
+
+def options_of(kind: type[RunConfig]) -> list[tuple[Field, Option]]:
+    """The option fields of a kind, in declaration order."""
+    return [(item, rules) for item in fields(kind) if (rules := option_of(item)) is not None]
+
+
+def flag(name: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return f"--{name.replace('_', '-')}"
+
+
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
 PIXEL_LOSSES = ("l1", "l2", "mse", "charbonnier")
@@ -52,125 +130,286 @@ PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 DIRECTIONS = ("AtoB", "BtoA")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every option of a training run (flat values only, so it round-trips through TOML).
+def _half_the_steps(config: Any) -> int:
+    return int(config.steps) // 2
 
-    A family uses the options its ``Family.options`` names; the others keep its defaults.
-    """
+
+# --------------------------------------------------------------------------- the kinds
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every training run has; each kind below adds its own options."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]]
+    """Imports and returns the kind's trainer class (torch), when a run starts."""
 
     family: str
-    data: str = ""
-    """Folder of training images (searched recursively); pix2pix: side-by-side A|B images."""
-    data_a: str = ""
-    """Folder of domain A images (cyclegan); pix2pix: inputs, paired with data_b by file name."""
-    data_b: str = ""
-    data_young: str = ""
-    """Folder of young faces (aging: the exported generator turns young into old)."""
-    data_old: str = ""
-    edges_from: str = ""
-    """Folder of photos; pix2pix learns photo from sketch_from_photo(photo)."""
-    direction: str = "AtoB"
-    """pix2pix: AtoB translates the first image of each pair into the second; BtoA the reverse."""
-    val: str = ""
-    """Folder of validation images; empty: the first few training images (or pairs)."""
-    out: str = ""
-    """Run directory; empty: runs/<family>-x<scale> (SR) or runs/<family>."""
-    arch: str = "rrdbnet"
-    blocks: int = 23
-    """num_blocks of rrdbnet/srresnet and of the cyclegan/aginggan ResNet generators, num_conv of srvgg."""
-    downs: int = 8
-    """num_downs of the pix2pix U-Net (upstream unet_256: 8, unet_128: 7)."""
-    features: int = 64
-    scale: int = 4
-    steps: int = 400_000
-    """Total optimisation steps, pretraining included."""
-    decay_steps: int = 0
-    """Translation: the last steps, over which the learning rate falls linearly towards 0."""
-    batch_size: int = 16
-    """Images per micro-batch and per process."""
-    load_size: int = 286
-    """Translation: images are resized to load_size x load_size before the random crop."""
-    crop: int = 128
-    """Side of the (high-resolution) training crops."""
-    lr: float = 1e-4
-    lr_d: float = 0.0
-    """Discriminator learning rate; 0: the same as lr."""
-    optimizer: str = "adam"
-    betas: tuple[float, ...] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    milestones: tuple[int, ...] = ()
-    """Steps at which the step schedule multiplies the learning rate by gamma."""
-    gamma: float = 0.5
-    ema: float = 0.999
-    """Decay of the generator's exponential moving average; 0: no EMA."""
-    accum: int = 1
-    """Micro-batches per optimisation step (gradient accumulation)."""
-    pixel_loss: str = "l1"
-    pixel_weight: float = 1.0
-    perceptual: float = 0.0
-    """Weight of the VGG19 perceptual loss; 0 never loads VGG (works offline)."""
-    gan_weight: float = 0.0
-    lambda_cycle: float = 10.0
-    """Weight of each cycle-consistency L1 loss (CycleGAN's lambda_A = lambda_B)."""
-    lambda_identity: float = 0.5
-    """Identity L1 weight as a fraction of lambda_cycle (CycleGAN's lambda_identity)."""
-    pool_size: int = 50
-    """Generated images kept per direction for the discriminators (CycleGAN's image pool); 0: none."""
-    pretrain_steps: int = 0
-    """Steps trained with the pixel loss alone before the adversarial phase."""
-    degradation: str = "bicubic"
-    val_every: int = 5000
-    sample_every: int = 5000
-    save_every: int = 5000
-    log_every: int = 100
-    seed: int = 0
-    workers: int = 4
-    device: str = "auto"
-    precision: str = "auto"
-    """auto: fp16 autocast with loss scaling on CUDA, fp32 on CPU; fp32, fp16 or bf16."""
-    max_side: int = 0
-    """Shrink training images whose longer side exceeds this on load; 0: keep them as they are."""
+    arch: str = ""
+    """The generator's ``imgan.archs`` name; set by the family (an option of SR runs only)."""
+    crop: int = option(128, help="Side of the high-resolution training crops.", panel=DATA, summary="crop {}")
+    batch_size: int = option(16, help="Crops per micro-batch and process.", panel=DATA, at_least=1,
+                             summary="batch {}")
+    accum: int = option(1, help="Micro-batches per step (gradient accumulation).", panel=DATA, at_least=1)
+    workers: int = option(4, help="DataLoader worker processes (0: load in the main process).", panel=DATA,
+                          resume=True, at_least=0)
+    features: int = option(64, help="Feature channels of the generator and discriminator (CycleGAN's ngf and "
+                           "ndf).", panel=MODEL, fixed=True, at_least=1, summary="{} features")
+    steps: int = option(400_000, help="Total optimisation steps, pretraining included.", panel=OPTIMISATION,
+                        resume=True, at_least=1, summary="{} steps")
+    lr: float = option(1e-4, help="Generator learning rate.", panel=OPTIMISATION)
+    lr_d: float = option(0.0, help="Discriminator learning rate (0: the same as --lr).", panel=OPTIMISATION,
+                         at_least=0)
+    optimizer: str = option("adam", help="adam or adamw.", panel=OPTIMISATION, choices=OPTIMIZERS)
+    betas: tuple[float, ...] = option((0.9, 0.99), help="Adam betas, such as 0.9,0.99.", panel=OPTIMISATION)
+    weight_decay: float = option(0.0, help="Weight decay.", panel=OPTIMISATION, at_least=0)
+    ema: float = option(0.999, help="Decay of the generator's moving average (0: off).", panel=OPTIMISATION)
+    ema_warmup: bool = option(True, help="Warm the moving average up: decay min(--ema, (1+t)/(10+t)) at step t, "
+                              "so that short runs export trained weights.", panel=OPTIMISATION, legacy=False)
+    gan_weight: float = option(0.0, help="Weight of the adversarial loss.", panel=LOSSES, at_least=0)
+    out: str = option("", help="Run directory (default: runs/<family>-x<scale>).", panel=RUN)
+    val_every: int = option(5000, help="Validate every N steps (0: never).", panel=RUN, resume=True, at_least=0)
+    sample_every: int = option(5000, help="Write a sample grid every N steps (0: never).", panel=RUN, resume=True,
+                               at_least=0)
+    save_every: int = option(5000, help="Save a checkpoint every N steps (and at the end).", panel=RUN,
+                             resume=True, at_least=0)
+    log_every: int = option(100, help="Log the losses every N steps.", panel=RUN, resume=True, at_least=1)
+    seed: int = option(0, help="Seed of the weights and of the data stream.", panel=RUN, at_least=0)
+    device: str = option("auto", help="auto, cpu, cuda or mps (several GPUs: torchrun).", panel=RUNTIME,
+                         resume=True)
+    precision: str = option("auto", help="auto (fp16 mixed precision on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+                            panel=RUNTIME, resume=True, choices=PRECISION_CHOICES)
+
+    @property
+    def run_name(self) -> str:
+        """The folder under runs/ when no --out is given."""
+        return self.family
+
+    def check(self) -> None:
+        """UsageError naming the first option whose value cannot work."""
+        family = FAMILIES[self.family]
+        self._check_inputs(family)
+        defaults = family.defaults
+        for item in fields(self):
+            if item.name != "family" and not family.takes(item.name) and \
+                    getattr(self, item.name) != getattr(defaults, item.name):
+                raise UsageError(f"{item.name} = {getattr(self, item.name)!r}: {family.name} has no "
+                                 f"{flag(item.name)} option; leave it out of the config file")
+        for item, rules in options_of(type(self)):
+            value = getattr(self, item.name)
+            if rules.choices and value not in rules.choices:
+                raise self._bad(item.name, f"use one of {', '.join(rules.choices)}")
+            if rules.at_least is not None and (not math.isfinite(value) or value < rules.at_least):
+                raise self._bad(item.name, "must be 0 or more" if rules.at_least == 0
+                                else f"must be at least {rules.at_least}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise self._bad("lr", "must be a finite number above 0")
+        if len(self.betas) != 2 or not all(0.0 <= beta < 1.0 for beta in self.betas):
+            raise self._bad("betas", "give two numbers in [0, 1), such as 0.9,0.99")
+        if not 0.0 <= self.ema < 1.0:
+            raise self._bad("ema", "must be in [0, 1): 0 turns the EMA off, 0.999 is usual")
+
+    def _check_inputs(self, family: Family) -> None:
+        """Every folder the family takes is given (kinds with alternatives say otherwise)."""
+        for name, holds in family.inputs:
+            if not getattr(self, name):
+                raise UsageError(f"{flag(name)} is required: a folder of {holds}")
+
+    def _bad(self, name: str, problem: str) -> UsageError:
+        return UsageError(f"{flag(name)} {getattr(self, name)!r}: {problem}")
+
+
+def _sr_trainer() -> Callable[..., Any]:
+    from imgan.train.sr import SRTrainer
+
+    return SRTrainer
 
 
 @dataclass(frozen=True)
-class Kind:
-    """What the families one trainer class trains have in common."""
+class SRConfig(RunConfig):
+    """Super-resolution: srresnet, srgan, esrgan and realesrgan (``imgan.train.sr.SRTrainer``)."""
 
-    name: str
-    trainer: str
-    """``module:Class`` of the trainer, imported when a run starts (so this module needs no torch)."""
-    options: tuple[str, ...]
-    """Options that apply besides the family's input folders; the others keep the family's defaults."""
-    fixed: tuple[str, ...]
-    """Options that decide the shapes of checkpointed networks and buffers, fixed for the life of a run."""
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_sr_trainer)
+
+    data: str = option("", help="Folder of training images (searched recursively).", panel=DATA, folder=True)
+    val: str = option("", help="Folder of validation images (default: the first 4 training images).", panel=DATA)
+    degradation: str = option("bicubic", help="How LR inputs are made: bicubic, realesrgan or light.", panel=DATA,
+                              choices=DEGRADATIONS)
+    max_side: int = option(0, help="Shrink training images larger than this on load (0: never).", panel=DATA,
+                           at_least=0)
+    arch: str = option("rrdbnet", help="Generator: rrdbnet, srvgg or srresnet.", panel=MODEL, fixed=True)
+    blocks: int = option(23, help="Residual blocks (rrdbnet, srresnet) or body convolutions (srvgg).", panel=MODEL,
+                         fixed=True, at_least=1, summary="{} blocks")
+    scale: int = option(4, help="Upscaling factor: 2, 3 or 4 (rrdbnet: 2 or 4).", panel=MODEL, fixed=True,
+                        summary="x{}")
+    schedule: str = option("constant", help="Learning-rate schedule: constant, cosine or step.", panel=OPTIMISATION,
+                           choices=SCHEDULES)
+    warmup_steps: int = option(0, help="Steps of linear learning-rate warmup.", panel=OPTIMISATION, at_least=0)
+    milestones: tuple[int, ...] = option((), help="Steps where the step schedule multiplies the rate by --gamma, "
+                                         "such as 50000,100000.", panel=OPTIMISATION)
+    gamma: float = option(0.5, help="Factor of the step schedule.", panel=OPTIMISATION)
+    pretrain_steps: int = option(0, help="Steps with the pixel loss alone before the GAN phase.",
+                                 panel=OPTIMISATION, at_least=0)
+    pixel_loss: str = option("l1", help="l1, l2 (mse) or charbonnier.", panel=LOSSES, choices=PIXEL_LOSSES)
+    pixel_weight: float = option(1.0, help="Weight of the pixel loss (in the GAN phase).", panel=LOSSES, at_least=0)
+    perceptual: float = option(0.0, help="Weight of the VGG19 perceptual loss; 0 never loads VGG (offline).",
+                               panel=LOSSES, at_least=0)
+    val_every: int = option(5000, help="Validate (PSNR/SSIM) every N steps (0: never).", panel=RUN, resume=True,
+                            at_least=0)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.family}-x{self.scale}"
+
+    def check(self) -> None:
+        super().check()
+        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
+            raise self._bad("milestones", "give increasing step numbers, such as 50000,100000")
+        if not 0.0 < self.gamma <= 1.0:
+            raise self._bad("gamma", "must be above 0 and at most 1")
+        from imgan.archs import ARCHS  # torch; the architectures declare the scales they train
+
+        scales = {name: arch.train_scales for name, arch in ARCHS.items() if arch.train_scales}
+        if self.arch not in scales:
+            raise self._bad("arch", f"use one of {', '.join(scales)}")
+        if self.scale not in scales[self.arch]:
+            others = [arch for arch, supported in scales.items() if self.scale in supported]
+            raise self._bad("scale", f"{self.arch} supports x{' and x'.join(map(str, scales[self.arch]))}"
+                            + (f"; use --arch {' or '.join(others)}" if others else ""))
+        # RRDBNet x2 folds 2x2 pixels into channels, so its LR crops must be even.
+        multiple = self.scale * (2 if self.arch == "rrdbnet" and self.scale == 2 else 1)
+        if self.crop < 16 or self.crop % multiple:
+            raise self._bad("crop", f"must be at least 16 and a multiple of {multiple} (x{self.scale} {self.arch})")
+        discriminator = FAMILIES[self.family].discriminator
+        if discriminator == "vgg" and self.crop % (64 if self.crop >= 256 else 32):
+            raise self._bad("crop", f"the VGG-style discriminator of {self.family} needs a multiple of 32 "
+                            "(of 64 from 256 on), such as 96 or 128")
+        if discriminator == "unet" and self.crop % 8:
+            raise self._bad("crop", "the U-Net discriminator needs a multiple of 8")
+        if self.max_side and self.max_side < self.crop:
+            raise self._bad("max_side", f"must be 0 or at least --crop ({self.crop})")
 
 
-_RUN_OPTIONS = ("steps", "batch_size", "accum", "workers", "features", "crop", "lr", "lr_d", "optimizer", "betas",
-                "weight_decay", "ema", "gan_weight", "out", "val_every", "sample_every", "save_every", "log_every",
-                "seed", "device", "precision")
-"""Options every family takes."""
-_TRANSLATION_OPTIONS = (*_RUN_OPTIONS, "load_size", "decay_steps")
+@dataclass(frozen=True)
+class _TranslationConfig(RunConfig):
+    """What both image-to-image translation kinds add: resizing and the linear decay of the rate."""
 
-KINDS: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        Kind(name="sr", trainer="imgan.train.sr:SRTrainer",
-             options=(*_RUN_OPTIONS, "val", "degradation", "max_side", "arch", "blocks", "scale", "schedule",
-                      "warmup_steps", "milestones", "gamma", "pretrain_steps", "pixel_loss", "pixel_weight",
-                      "perceptual"),
-             fixed=("arch", "blocks", "features", "scale")),
-        Kind(name="unpaired", trainer="imgan.train.translation:UnpairedTrainer",
-             options=(*_TRANSLATION_OPTIONS, "blocks", "lambda_cycle", "lambda_identity", "pool_size"),
-             fixed=("blocks", "features", "crop", "pool_size")),  # the image pools hold crops
-        Kind(name="paired", trainer="imgan.train.translation:Pix2PixTrainer",
-             options=(*_TRANSLATION_OPTIONS, "data", "data_a", "data_b", "edges_from", "direction", "val", "downs",
-                      "pixel_loss", "pixel_weight"),
-             fixed=("downs", "features")),
-    )
-}
+    crop: int = option(256, help="Side of the training crops.", panel=DATA, summary="crop {}")
+    out: str = option("", help="Run directory (default: runs/<family>).", panel=RUN)
+    load_size: int = option(286, help="Resize images to this square size before cropping (CycleGAN's "
+                            "--load_size).", panel=DATA, at_least=0, summary="load {}")
+    decay_steps: int | None = option(None, help="Last steps, over which the learning rate falls linearly towards 0 "
+                                     "(CycleGAN's n_epochs_decay, in steps).", panel=OPTIMISATION, at_least=0,
+                                     derived=("half of --steps", _half_the_steps))
+
+    def check(self) -> None:
+        super().check()
+        if self.crop < 32:
+            raise self._bad("crop", "must be at least 32 (the PatchGAN discriminator shrinks it 8 times)")
+        if self.load_size < self.crop:
+            raise self._bad("load_size", f"must be at least --crop ({self.crop}): images are resized to it, "
+                            "then cropped")
+        if self.decay_steps is not None and self.decay_steps > self.steps:
+            raise self._bad("decay_steps", f"must be at most --steps ({self.steps}); upstream decays over the "
+                            f"second half: --decay-steps {self.steps // 2}")
+
+
+def _unpaired_trainer() -> Callable[..., Any]:
+    from imgan.train.translation import UnpairedTrainer
+
+    return UnpairedTrainer
+
+
+@dataclass(frozen=True)
+class UnpairedConfig(_TranslationConfig):
+    """Unpaired translation: cyclegan and aging (``imgan.train.translation.UnpairedTrainer``)."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_unpaired_trainer)
+
+    data_a: str = option("", help="Folder of domain A images (the exported generator translates A into B).",
+                         panel=DATA, folder=True)
+    data_b: str = option("", help="Folder of domain B images.", panel=DATA, folder=True)
+    data_young: str = option("", help="Folder of young faces (the exported generator ages them).", panel=DATA,
+                             folder=True)
+    data_old: str = option("", help="Folder of old faces.", panel=DATA, folder=True)
+    crop: int = option(256, help="Side of the training crops.", panel=DATA, fixed=True,  # the image pools hold crops
+                       summary="crop {}")
+    blocks: int = option(9, help="Residual blocks of the ResNet generators (CycleGAN's resnet_9blocks: 9).",
+                         panel=MODEL, fixed=True, at_least=1, summary="{} blocks")
+    lambda_cycle: float = option(10.0, help="Weight of each cycle-consistency L1 loss (CycleGAN's lambda_A and "
+                                 "lambda_B).", panel=LOSSES, at_least=0)
+    lambda_identity: float = option(0.5, help="Identity L1 weight as a fraction of --lambda-cycle (0: no identity "
+                                    "loss).", panel=LOSSES, at_least=0)
+    pool_size: int = option(50, help="Generated images kept per direction to show the discriminators (0: none).",
+                            panel=LOSSES, fixed=True, at_least=0)
+    val_every: int = option(5000, help="Validate (cycle L1) every N steps (0: never).", panel=RUN, resume=True,
+                            at_least=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.crop % 4:
+            raise self._bad("crop", f"must be a multiple of 4 (the {self.arch} generator halves it twice)")
+
+
+def _paired_trainer() -> Callable[..., Any]:
+    from imgan.train.translation import Pix2PixTrainer
+
+    return Pix2PixTrainer
+
+
+@dataclass(frozen=True)
+class PairedConfig(_TranslationConfig):
+    """Paired translation: pix2pix (``imgan.train.translation.Pix2PixTrainer``)."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_paired_trainer)
+
+    data: str = option("", help="Folder of side-by-side A|B images (pix2pix's aligned datasets).", panel=DATA,
+                       folder=True)
+    data_a: str = option("", help="Folder of input images, paired by file name with those of --data-b.",
+                         panel=DATA, folder=True)
+    data_b: str = option("", help="Folder of target images, named like those of --data-a.", panel=DATA,
+                         folder=True)
+    edges_from: str = option("", help="Folder of photos: learn each photo from its sketch (made once by "
+                             "imgan.edges).", panel=DATA, folder=True)
+    direction: str = option("AtoB", help="AtoB: translate the first image of each pair into the second; BtoA: the "
+                            "reverse.", panel=DATA, choices=DIRECTIONS)
+    val: str = option("", help="Held-out pairs laid out like the training data; for --data-a/--data-b, in "
+                      "subfolders A and B (default: the first 4 training pairs).", panel=DATA)
+    downs: int = option(8, help="Downsamplings of the U-Net (upstream unet_256: 8, unet_128: 7); crops must be "
+                        "multiples of 2**downs.", panel=MODEL, fixed=True, at_least=1, summary="{} downsamplings")
+    pixel_loss: str = option("l1", help="l1, l2 (mse) or charbonnier.", panel=LOSSES, choices=PIXEL_LOSSES)
+    pixel_weight: float = option(1.0, help="Weight of the pixel loss (pix2pix's lambda_L1).", panel=LOSSES,
+                                 at_least=0)
+    val_every: int = option(5000, help="Validate (L1, PSNR) every N steps (0: never).", panel=RUN, resume=True,
+                            at_least=0)
+
+    def _check_inputs(self, family: Family) -> None:
+        """One source of pairs: side by side, two folders by name, or photos and their sketches."""
+        for name, partner in (("data_a", "data_b"), ("data_b", "data_a")):
+            if getattr(self, name) and not getattr(self, partner):
+                raise UsageError(f"{flag(partner)} is required with {flag(name)}: pix2pix pairs the images of the "
+                                 "two folders by file name")
+        sources = [name for name in ("data", "data_a", "edges_from") if getattr(self, name)]
+        if len(sources) != 1:
+            raise UsageError(("give one source of training pairs, not " + " and ".join(map(flag, sources)) + ": "
+                              if sources else "training pairs are required: ")
+                             + "--data DIR (side-by-side A|B images), --data-a DIR --data-b DIR (pairs by file "
+                             "name) or --edges-from DIR (photos; A is their sketch)")
+
+    def check(self) -> None:
+        super().check()
+        if self.downs < 5:
+            raise self._bad("downs", "must be at least 5")
+        if self.crop % 2**self.downs:
+            raise self._bad("crop", f"must be a multiple of {2**self.downs} (the U-Net halves it --downs "
+                            f"{self.downs} times); use a multiple or lower --downs")
+
+
+KINDS: tuple[type[RunConfig], ...] = (SRConfig, UnpairedConfig, PairedConfig)
+"""Every trainer kind; a family's defaults are an instance of one."""
+
+
+# --------------------------------------------------------------------------- the families
 
 
 @dataclass(frozen=True)
@@ -186,26 +425,38 @@ class Family:
     """none, vanilla, lsgan (least squares) or relativistic (relativistic average GAN)."""
     perceptual_layers: tuple[tuple[str, float], ...]
     """VGG19 layers and weights of the perceptual loss."""
-    defaults: TrainConfig
-    kind: Kind = KINDS["sr"]
+    defaults: RunConfig
+    """An instance of the family's kind (its class), holding the family's defaults."""
     inputs: tuple[tuple[str, str], ...] = (("data", "training images"),)
-    """The folder options a run requires, and what each holds (unpaired: domain A, then domain B)."""
+    """The folder options the family's command takes, and what each holds; all required unless the
+    kind's check allows alternatives (pix2pix)."""
     init_gain: float = 0.0
     """Standard deviation of the normal weight init of every network; 0: PyTorch's default init."""
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """The options that apply to this family (its command's flags)."""
-        return (*(name for name, _ in self.inputs), *self.kind.options)
+    def kind(self) -> type[RunConfig]:
+        return type(self.defaults)
 
+    def takes(self, name: str) -> bool:
+        """Whether the family's command has the option ``name``."""
+        item = next((item for item in fields(self.kind) if item.name == name), None)
+        rules = option_of(item) if item is not None else None
+        return rules is not None and (not rules.folder or name in dict(self.inputs))
 
-_BASE = TrainConfig(family="")
+    def options(self) -> list[tuple[Field, Option]]:
+        """The options of the family's command, in the order of ``PANELS`` (folders first in theirs)."""
+        declared = [(item, rules) for item, rules in options_of(self.kind) if self.takes(item.name)]
+        order = {item.name: index for index, (item, _) in enumerate(declared)}
+        return sorted(declared, key=lambda pair: (PANELS.index(pair[1].panel), not pair[1].folder,
+                                                  order[pair[0].name]))
+
 
 # junyanz/pytorch-CycleGAN-and-pix2pix (options/base_options.py, options/train_options.py): Adam
 # lr 2e-4, beta1 0.5, batch 1, resize to 286 then random 256 crop and flip, constant lr for
-# n_epochs = 100 then linear decay over n_epochs_decay = 100, normal(0, 0.02) init, no EMA.
-_PIX2PIX_CYCLEGAN = replace(_BASE, lr=2e-4, betas=(0.5, 0.999), batch_size=1, load_size=286, crop=256, ema=0.0,
-                            gan_weight=1.0)
+# n_epochs = 100 then linear decay over n_epochs_decay = 100 (the second half), normal(0, 0.02)
+# init, no EMA.
+_PIX2PIX_CYCLEGAN: dict[str, Any] = {"lr": 2e-4, "betas": (0.5, 0.999), "batch_size": 1, "load_size": 286,
+                                     "crop": 256, "ema": 0.0, "gan_weight": 1.0}
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -217,8 +468,8 @@ FAMILIES: dict[str, Family] = {
             discriminator="none",
             adversarial="none",
             perceptual_layers=(("conv5_4", 1.0),),
-            defaults=replace(_BASE, family="srresnet", arch="srresnet", blocks=16, steps=1_000_000,
-                             crop=96, pixel_loss="mse"),
+            defaults=SRConfig(family="srresnet", arch="srresnet", blocks=16, steps=1_000_000, crop=96,
+                              pixel_loss="mse"),
         ),
         # SRGAN: initialised from SRResNet, then VGG54 content loss + 1e-3 adversarial,
         # 1e5 updates at lr 1e-4 and 1e5 at 1e-5.
@@ -228,9 +479,9 @@ FAMILIES: dict[str, Family] = {
             discriminator="vgg",
             adversarial="vanilla",
             perceptual_layers=(("conv5_4", 1.0),),
-            defaults=replace(_BASE, family="srgan", arch="srresnet", blocks=16, steps=300_000,
-                             pretrain_steps=100_000, schedule="step", milestones=(200_000,), gamma=0.1,
-                             crop=96, pixel_loss="mse", pixel_weight=1e-2, perceptual=1.0, gan_weight=1e-3),
+            defaults=SRConfig(family="srgan", arch="srresnet", blocks=16, steps=300_000, pretrain_steps=100_000,
+                              schedule="step", milestones=(200_000,), gamma=0.1, crop=96, pixel_loss="mse",
+                              pixel_weight=1e-2, perceptual=1.0, gan_weight=1e-3),
         ),
         # Wang et al. 2018 (arXiv:1809.00219): RRDBNet, RaGAN, L1 1e-2, perceptual 1, GAN 5e-3,
         # lr 1e-4 halved at 50k/100k/200k/300k of 400k, 128 px crops, batch 16.
@@ -240,9 +491,8 @@ FAMILIES: dict[str, Family] = {
             discriminator="vgg",
             adversarial="relativistic",
             perceptual_layers=(("conv5_4", 1.0),),
-            defaults=replace(_BASE, family="esrgan", schedule="step",
-                             milestones=(50_000, 100_000, 200_000, 300_000), pixel_weight=1e-2,
-                             perceptual=1.0, gan_weight=5e-3),
+            defaults=SRConfig(family="esrgan", schedule="step", milestones=(50_000, 100_000, 200_000, 300_000),
+                              pixel_weight=1e-2, perceptual=1.0, gan_weight=5e-3),
         ),
         # Wang et al. 2021 (arXiv:2107.10833): second-order degradations, U-Net SN D, L1 1,
         # perceptual 1 (conv1_2 .. conv5_4), GAN 0.1, 256 px crops, lr 1e-4, EMA 0.999, 400k steps.
@@ -253,8 +503,8 @@ FAMILIES: dict[str, Family] = {
             adversarial="vanilla",
             perceptual_layers=(("conv1_2", 0.1), ("conv2_2", 0.1), ("conv3_4", 1.0), ("conv4_4", 1.0),
                                ("conv5_4", 1.0)),
-            defaults=replace(_BASE, family="realesrgan", crop=256, batch_size=12, perceptual=1.0,
-                             gan_weight=0.1, degradation="realesrgan"),
+            defaults=SRConfig(family="realesrgan", crop=256, batch_size=12, perceptual=1.0, gan_weight=0.1,
+                              degradation="realesrgan"),
         ),
         # Zhu et al. 2017 (arXiv:1703.10593), upstream models/cycle_gan_model.py: resnet_9blocks G,
         # 70x70 PatchGAN D (instance norm), LSGAN, cycle lambda 10, identity 0.5 x lambda, image
@@ -265,9 +515,8 @@ FAMILIES: dict[str, Family] = {
             discriminator="patch-instance",
             adversarial="lsgan",
             perceptual_layers=(),
-            defaults=replace(_PIX2PIX_CYCLEGAN, family="cyclegan", arch="cyclegan", blocks=9, steps=200_000,
-                             decay_steps=100_000, lambda_cycle=10.0, lambda_identity=0.5, pool_size=50),
-            kind=KINDS["unpaired"],
+            defaults=UnpairedConfig(family="cyclegan", **_PIX2PIX_CYCLEGAN, arch="cyclegan", blocks=9,
+                                    steps=200_000, lambda_cycle=10.0, lambda_identity=0.5, pool_size=50),
             inputs=(("data_a", "domain A images"), ("data_b", "domain B images")),
             init_gain=0.02,
         ),
@@ -280,10 +529,10 @@ FAMILIES: dict[str, Family] = {
             discriminator="patch-batch",
             adversarial="vanilla",
             perceptual_layers=(),
-            defaults=replace(_PIX2PIX_CYCLEGAN, family="pix2pix", arch="pix2pix", downs=8, steps=80_000,
-                             decay_steps=40_000, pixel_loss="l1", pixel_weight=100.0, pool_size=0),
-            kind=KINDS["paired"],
-            inputs=(),  # --data, --data-a with --data-b, or --edges-from: see _check_paired
+            defaults=PairedConfig(family="pix2pix", **_PIX2PIX_CYCLEGAN, arch="pix2pix", downs=8, steps=80_000,
+                                  pixel_loss="l1", pixel_weight=100.0),
+            inputs=(("data", "side-by-side A|B images"), ("data_a", "input images"), ("data_b", "target images"),
+                    ("edges_from", "photos")),  # one source of pairs: see PairedConfig._check_inputs
             init_gain=0.02,
         ),
         # HasnainRaz/Fast-AgingGAN (configs/aging_gan.yaml, gan_module.py): CycleGAN with a BatchNorm
@@ -298,17 +547,17 @@ FAMILIES: dict[str, Family] = {
             discriminator="patch-instance",
             adversarial="lsgan",
             perceptual_layers=(),
-            defaults=replace(_BASE, family="aging", arch="aginggan", blocks=9, features=32, steps=100_000,
-                             batch_size=3, load_size=306, crop=256, lr=1e-4, betas=(0.5, 0.999), weight_decay=1e-4,
-                             ema=0.0, gan_weight=2.0, lambda_cycle=10.0, lambda_identity=0.7, pool_size=0),
-            kind=KINDS["unpaired"],
+            defaults=UnpairedConfig(family="aging", arch="aginggan", blocks=9, features=32, steps=100_000,
+                                    decay_steps=0, batch_size=3, load_size=306, crop=256, lr=1e-4,
+                                    betas=(0.5, 0.999), weight_decay=1e-4, ema=0.0, gan_weight=2.0,
+                                    lambda_cycle=10.0, lambda_identity=0.7, pool_size=0),
             inputs=(("data_young", "young faces"), ("data_old", "old faces")),
         ),
     )
 }
 
 
-def defaults_for(family: str) -> TrainConfig:
+def defaults_for(family: str) -> RunConfig:
     """The published defaults of a training family."""
     try:
         return FAMILIES[family].defaults
@@ -319,8 +568,13 @@ def defaults_for(family: str) -> TrainConfig:
 # --------------------------------------------------------------------------- reading
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
+def _field_types(kind: type[RunConfig]) -> dict[str, Any]:
+    hints = typing.get_type_hints(kind)
+    return {item.name: hints[item.name] for item in fields(kind)}
+
+
+_TYPES: dict[str, Any] = {name: hint for kind in KINDS for name, hint in _field_types(kind).items()}
+"""Every key a config file may hold, over all kinds (a key means the same in each kind that has it)."""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -334,13 +588,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read the config file ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from exc
-    types = _field_types()
-    unknown = sorted(set(data) - set(types))
+    unknown = sorted(set(data) - set(_TYPES))
     if unknown:
-        raise UsageError(
-            f"{path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(types)}"
-        )
-    return {key: _coerce(key, value, types[key], source=str(path)) for key, value in data.items()}
+        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(_TYPES)}")
+    return {key: _coerce(key, value, _TYPES[key], source=str(path)) for key, value in data.items()}
 
 
 def _coerce(key: str, value: Any, kind: Any, *, source: str) -> Any:
@@ -348,6 +599,8 @@ def _coerce(key: str, value: Any, kind: Any, *, source: str) -> Any:
     def wrong(expected: str) -> UsageError:
         return UsageError(f"{source}: {key} must be {expected}, not {value!r}")
 
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:  # X | None
+        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
     if kind is str:
         if not isinstance(value, str):
             raise wrong("a string")
@@ -377,153 +630,41 @@ def _coerce(key: str, value: Any, kind: Any, *, source: str) -> Any:
 
 
 def resolve(
-    defaults: TrainConfig,
+    defaults: RunConfig,
     file: Mapping[str, Any],
     overrides: Mapping[str, Any],
-) -> TrainConfig:
-    """Defaults, then the file's options, then the overrides that are not None; checked.
+) -> RunConfig:
+    """Defaults, then the file's options, then the overrides that are not None; derived values; checked.
 
-    ``overrides`` are the command-line flags (None where a flag was not given).
+    ``overrides`` are the command-line flags (None where a flag was not given). A file that names
+    another family is read as that family's options.
     """
-    types = _field_types()
+    family = file.get("family", defaults.family)
+    if family != defaults.family:
+        defaults = defaults_for(family)
+    types_ = _field_types(type(defaults))
     values: dict[str, Any] = {}
     for source, mapping in (("config file", file), ("command line", overrides)):
         for key, value in mapping.items():
-            if key not in types:
+            if key not in types_:
+                if source == "config file" and key in _TYPES:
+                    raise UsageError(f"{key} = {value!r}: {family} has no {flag(key)} option; leave it out of "
+                                     "the config file")
                 raise UsageError(f"{source}: unknown option {key!r}")
             if value is not None:
-                values[key] = _coerce(key, value, types[key], source=f"--{key.replace('_', '-')}")
+                values[key] = _coerce(key, value, types_[key], source=flag(key))
     config = replace(defaults, **values)
-    check(config)
+    derived = {item.name: rules.derived[1](config) for item, rules in options_of(type(config))
+               if rules.derived is not None and getattr(config, item.name) is None}
+    config = replace(config, **derived)
+    config.check()
     return config
-
-
-def _flag(option: str) -> str:
-    return f"--{option.replace('_', '-')}"
-
-
-def _bad(config: TrainConfig, option: str, problem: str) -> UsageError:
-    return UsageError(f"{_flag(option)} {getattr(config, option)!r}: {problem}")
-
-
-def _choice(config: TrainConfig, option: str, choices: tuple[str, ...]) -> None:
-    if getattr(config, option) not in choices:
-        raise _bad(config, option, f"use one of {', '.join(choices)}")
-
-
-def check(config: TrainConfig) -> None:
-    """UsageError naming the first option whose value cannot work."""
-    if config.family not in FAMILIES:
-        raise _bad(config, "family", f"use one of {', '.join(FAMILIES)}")
-    family = FAMILIES[config.family]
-    for option, holds in family.inputs:
-        if not getattr(config, option):
-            raise UsageError(f"{_flag(option)} is required: a folder of {holds}")
-    applies = {"family", *family.options}
-    for option in (f.name for f in fields(config) if f.name not in applies):
-        if getattr(config, option) != getattr(family.defaults, option):
-            raise UsageError(f"{option} = {getattr(config, option)!r}: {family.name} has no {_flag(option)} option; "
-                             "leave it out of the config file")
-    for option in ("blocks", "downs", "features", "steps", "batch_size", "accum", "log_every"):
-        if getattr(config, option) < 1:
-            raise _bad(config, option, "must be at least 1")
-    for option in ("warmup_steps", "pretrain_steps", "val_every", "sample_every", "save_every", "workers",
-                   "max_side", "seed", "load_size", "decay_steps", "pool_size"):
-        if getattr(config, option) < 0:
-            raise _bad(config, option, "must be 0 or more")
-    _KIND_CHECKS[family.kind.name](config)
-    for option in ("lr", "lr_d", "weight_decay", "pixel_weight", "perceptual", "gan_weight", "lambda_cycle",
-                   "lambda_identity"):
-        value = getattr(config, option)
-        if not math.isfinite(value) or value < 0 or (option == "lr" and value == 0):
-            raise _bad(config, option, "must be a finite number above 0" if option == "lr" else "must be 0 or more")
-    _choice(config, "optimizer", OPTIMIZERS)
-    if len(config.betas) != 2 or not all(0.0 <= beta < 1.0 for beta in config.betas):
-        raise _bad(config, "betas", "give two numbers in [0, 1), such as 0.9,0.99")
-    _choice(config, "schedule", SCHEDULES)
-    if any(m < 1 for m in config.milestones) or list(config.milestones) != sorted(set(config.milestones)):
-        raise _bad(config, "milestones", "give increasing step numbers, such as 50000,100000")
-    if not 0.0 < config.gamma <= 1.0:
-        raise _bad(config, "gamma", "must be above 0 and at most 1")
-    if not 0.0 <= config.ema < 1.0:
-        raise _bad(config, "ema", "must be in [0, 1): 0 turns the EMA off, 0.999 is usual")
-    _choice(config, "pixel_loss", PIXEL_LOSSES)
-    _choice(config, "degradation", DEGRADATIONS)
-    _choice(config, "direction", DIRECTIONS)
-    _choice(config, "precision", PRECISION_CHOICES)
-
-
-def _check_sr(config: TrainConfig) -> None:
-    """Architecture, scale and crop of a super-resolution run."""
-    _choice(config, "arch", tuple(ARCH_SCALES))
-    if config.scale not in ARCH_SCALES[config.arch]:
-        others = [arch for arch, scales in ARCH_SCALES.items() if config.scale in scales]
-        raise _bad(config, "scale", f"{config.arch} supports x{' and x'.join(map(str, ARCH_SCALES[config.arch]))}"
-                   + (f"; use --arch {' or '.join(others)}" if others else ""))
-    # RRDBNet x2 folds 2x2 pixels into channels, so its LR crops must be even.
-    multiple = config.scale * (2 if config.arch == "rrdbnet" and config.scale == 2 else 1)
-    if config.crop < 16 or config.crop % multiple:
-        raise _bad(config, "crop", f"must be at least 16 and a multiple of {multiple} (x{config.scale} {config.arch})")
-    discriminator = FAMILIES[config.family].discriminator
-    if discriminator == "vgg" and config.crop % (64 if config.crop >= 256 else 32):
-        raise _bad(config, "crop", f"the VGG-style discriminator of {config.family} needs a multiple of 32 "
-                   "(of 64 from 256 on), such as 96 or 128")
-    if discriminator == "unet" and config.crop % 8:
-        raise _bad(config, "crop", "the U-Net discriminator needs a multiple of 8")
-    if config.max_side and config.max_side < config.crop:
-        raise _bad(config, "max_side", f"must be 0 or at least --crop ({config.crop})")
-
-
-def _check_translation(config: TrainConfig) -> None:
-    """Resize, crop and schedule of an image-to-image translation run."""
-    if config.crop < 32:
-        raise _bad(config, "crop", "must be at least 32 (the PatchGAN discriminator shrinks it 8 times)")
-    if config.load_size < config.crop:
-        raise _bad(config, "load_size", f"must be at least --crop ({config.crop}): images are resized to it, "
-                   "then cropped")
-    if config.decay_steps > config.steps:
-        raise _bad(config, "decay_steps", f"must be at most --steps ({config.steps}); upstream decays over the "
-                   f"second half: --decay-steps {config.steps // 2}")
-
-
-def _check_unpaired(config: TrainConfig) -> None:
-    """cyclegan and aging: ResNet generators halve the crop twice."""
-    _check_translation(config)
-    if config.crop % 4:
-        raise _bad(config, "crop", f"must be a multiple of 4 (the {config.arch} generator halves it twice)")
-
-
-def _check_paired(config: TrainConfig) -> None:
-    """pix2pix: one source of pairs, and crops the U-Net can halve ``downs`` times."""
-    for option, partner in (("data_a", "data_b"), ("data_b", "data_a")):
-        if getattr(config, option) and not getattr(config, partner):
-            raise UsageError(f"{_flag(partner)} is required with {_flag(option)}: pix2pix pairs the images of the "
-                             "two folders by file name")
-    sources = [option for option in ("data", "data_a", "edges_from") if getattr(config, option)]
-    if len(sources) != 1:
-        raise UsageError(("give one source of training pairs, not " + " and ".join(map(_flag, sources)) + ": "
-                          if sources else "training pairs are required: ")
-                         + "--data DIR (side-by-side A|B images), --data-a DIR --data-b DIR (pairs by file name) "
-                         "or --edges-from DIR (photos; A is their sketch)")
-    if config.downs < 5:
-        raise _bad(config, "downs", "must be at least 5")
-    _check_translation(config)
-    if config.crop % 2**config.downs:
-        raise _bad(config, "crop", f"must be a multiple of {2**config.downs} (the U-Net halves it --downs "
-                   f"{config.downs} times); use a multiple or lower --downs")
-
-
-_KIND_CHECKS: dict[str, Callable[[TrainConfig], None]] = {
-    "sr": _check_sr,
-    "unpaired": _check_unpaired,
-    "paired": _check_paired,
-}
 
 
 # --------------------------------------------------------------------------- writing
 
 
-def config_dict(config: TrainConfig) -> dict[str, Any]:
+def config_dict(config: RunConfig) -> dict[str, Any]:
     """The options as plain values (tuples as lists), for checkpoints and TOML."""
     return {f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v for f in fields(config)}
 
@@ -545,8 +686,8 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def save_config(config: TrainConfig, path: str | Path) -> None:
-    """Write every option as flat TOML, atomically."""
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write every option of the run's kind as flat TOML, atomically."""
     lines = [f"# imgan train {config.family}: resolved options of this run", ""]
     lines += [f"{key} = {_toml_value(value)}" for key, value in config_dict(config).items()]
     write_atomically(Path(path), ("\n".join(lines) + "\n").encode("utf-8"))
@@ -554,13 +695,33 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 # --------------------------------------------------------------------------- runs
 
+
+def _saved_options(run_dir: Path) -> dict[str, Any]:
+    """A run directory's config.toml, as this version reads it.
+
+    Earlier versions wrote every option of every kind; the keys the run's kind does not have
+    were held at the family's defaults and never used, so they are left out. Keys the file
+    lacks (options added since) take their ``Option.legacy`` value, so the run goes on as it began.
+    """
+    saved_path = run_dir / "config.toml"
+    if not saved_path.is_file():
+        what = "no such folder" if not run_dir.exists() else "no config.toml in it"
+        raise UsageError(f"--resume {run_dir}: {what}; give the run directory imgan train wrote")
+    saved = load_config(saved_path)
+    kind = type(defaults_for(saved.get("family", "")))
+    names = {item.name for item in fields(kind)}
+    legacy = {item.name: rules.legacy for item, rules in options_of(kind)
+              if rules.legacy is not _UNSET and item.name not in saved}
+    return {**{key: value for key, value in saved.items() if key in names}, **legacy}
+
+
 def prepare_run(
     family: str | None,
     *,
     config_file: str | None,
     resume: str | None,
     overrides: Mapping[str, Any],
-) -> TrainConfig:
+) -> RunConfig:
     """The resolved options of a new run (its folder must be new or empty) or of one to resume.
 
     ``family`` is the command's family (None for ``imgan train --resume``); ``overrides`` are the
@@ -575,8 +736,7 @@ def prepare_run(
             raise UsageError(f"{config_file}: family = {file['family']!r}, but this command trains {family}")
         config = resolve(defaults_for(family), file, overrides)
         if not config.out:
-            name = f"{family}-x{config.scale}" if "scale" in FAMILIES[family].options else family
-            config = replace(config, out=str(Path("runs") / name))
+            config = replace(config, out=str(Path("runs") / config.run_name))
         run_dir = Path(config.out)
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise UsageError(f"--out {run_dir}: exists and is not empty; continue that run with "
@@ -586,21 +746,17 @@ def prepare_run(
     run_dir = Path(resume)
     if config_file:
         raise UsageError("--config with --resume: a resumed run reads its own config.toml; leave out --config")
-    saved_path = run_dir / "config.toml"
-    if not saved_path.is_file():
-        what = "no such folder" if not run_dir.exists() else "no config.toml in it"
-        raise UsageError(f"--resume {run_dir}: {what}; give the run directory imgan train wrote")
-    saved = load_config(saved_path)
-    saved_family = saved.get("family", "")
+    saved = _saved_options(run_dir)
+    saved_family = saved["family"]
     if family is not None and saved_family != family:
         raise UsageError(f"--resume {run_dir}: that run trains {saved_family}, not {family}; "
                          f"use imgan train --resume {run_dir}")
     if overrides.get("out") is not None and Path(overrides["out"]) != run_dir:
         raise UsageError("--out with --resume: a resumed run stays in its own folder")
     defaults = defaults_for(saved_family)
-    fixed = [name for name in FAMILIES[saved_family].kind.fixed
-             if overrides.get(name) is not None and overrides[name] != saved.get(name)]
+    fixed = [item.name for item, rules in options_of(type(defaults)) if rules.fixed
+             and overrides.get(item.name) is not None and overrides[item.name] != saved.get(item.name)]
     if fixed:
-        raise UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: the checkpoint's networks "
+        raise UsageError(f"{flag(fixed[0])} cannot change when resuming: the checkpoint's networks "
                          "have their shape; start a new run with another --out")
     return resolve(defaults, saved, {**overrides, "out": str(run_dir)})

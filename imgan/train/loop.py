@@ -6,7 +6,7 @@ and optimizers from the config and the ``Runtime`` the loop lends it, and says h
 optimisation step goes. Everything else happens here. A pix2pix trainer, for example::
 
     class Pix2PixTrainer:
-        def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+        def __init__(self, config: PairedConfig, runtime: Runtime) -> None:
             self.runtime = runtime
             self.generator = UNetGenerator(...).to(runtime.device)     # plain modules: checkpointed
             self.discriminator = PatchDiscriminator(...).to(runtime.device)
@@ -50,8 +50,9 @@ optimisation step goes. Everything else happens here. A pix2pix trainer, for exa
 ``run(config, Pix2PixTrainer, ...)`` then trains it. The loop keeps the generator's EMA
 (``generator_ema`` in checkpoints), calls ``validate`` and ``samples`` in eval mode without
 gradients, and steps every scheduler once per optimisation step. Of the config it reads only
-out, family, steps, batch_size, accum, ema, seed, workers, device, precision and the
-*_every intervals.
+``RunConfig``'s options: out, family, steps, batch_size, accum, ema, ema_warmup, seed, workers,
+device, precision and the *_every intervals. It reports progress to a ``Reporter``
+(``imgan.train.progress``) and never prints.
 
 Data: micro-batch m of step s on rank r holds samples ``((s*accum + m)*world + r)*batch + k``
 for k < batch, so the stream depends only on (seed, step): a run resumed at step s sees
@@ -83,7 +84,8 @@ from imgan import __version__
 from imgan.errors import ImganError
 from imgan.train import distributed
 from imgan.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from imgan.train.config import TrainConfig, config_dict, save_config
+from imgan.train.config import RunConfig, config_dict, save_config
+from imgan.train.progress import LogReporter, Reporter
 
 __all__ = [
     "EMA",
@@ -99,6 +101,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT", bound=RunConfig)
 EMA_NAME = "generator_ema"
 
 
@@ -205,15 +208,25 @@ class Runtime:
 
 
 class EMA:
-    """Exponential moving average of a module's parameters and floating-point buffers."""
+    """Exponential moving average of a module's parameters and floating-point buffers.
 
-    def __init__(self, module: nn.Module, *, decay: float) -> None:
+    With ``warmup`` the decay after step t (counted from 0) is min(decay, (1 + t) / (10 + t)), as
+    in TensorFlow's ExponentialMovingAverage with num_updates: the average follows the early
+    weights closely, so a short run exports trained weights rather than mostly its initial ones.
+    """
+
+    def __init__(self, module: nn.Module, *, decay: float, warmup: bool = True) -> None:
         self.decay = decay
+        self.warmup = warmup
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
 
+    def decay_at(self, step: int) -> float:
+        """The decay of the update after step ``step`` (0-based)."""
+        return min(self.decay, (1 + step) / (10 + step)) if self.warmup else self.decay
+
     @torch.no_grad()
-    def update(self, source: nn.Module) -> None:
-        weight = 1.0 - self.decay
+    def update(self, source: nn.Module, *, step: int) -> None:
+        weight = 1.0 - self.decay_at(step)
         for average, live in zip(self.module.parameters(), source.parameters(), strict=True):
             average.lerp_(live.detach(), weight)
         for average, live in zip(self.module.buffers(), source.buffers(), strict=True):
@@ -248,7 +261,7 @@ class StepSampler(Sampler[int]):
         return max(0, self.steps - self.start_step) * self.accum * self.batch_size
 
 
-def samples_needed(config: TrainConfig, world_size: int) -> int:
+def samples_needed(config: RunConfig, world_size: int) -> int:
     """How many sample numbers a run of ``config.steps`` steps uses, over all ranks."""
     return config.steps * config.accum * world_size * config.batch_size
 
@@ -370,55 +383,6 @@ class _StopRequest:
         self._previous.clear()
 
 
-def _format_values(values: Mapping[str, float]) -> str:
-    return "  ".join(f"{key} {value:.4g}" for key, value in values.items())
-
-
-def _eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-class _Progress:
-    """A Rich bar on stderr when it is a terminal, else a log line every ``log_every`` steps."""
-
-    def __init__(self, *, enabled: bool, start: int, total: int) -> None:
-        from imgan.console import err
-
-        self.total = total
-        self.bar: Any = None
-        if enabled and err.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[speed]}"), TimeRemainingColumn(),
-                                TextColumn("{task.fields[losses]}"), console=err, transient=False)
-            self.task = self.bar.add_task("train", total=total, completed=start, speed="", losses="")
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def update(self, step: int, *, speed: float, losses: Mapping[str, float] | None) -> None:
-        if self.bar is not None:
-            fields = {"speed": f"{speed:.2f} step/s"}
-            if losses is not None:
-                fields["losses"] = _format_values(losses)
-            self.bar.update(self.task, completed=step, **fields)
-        elif losses is not None:
-            eta = (self.total - step) / speed if speed > 0 else math.inf
-            log.info("step %d/%d  %s  %.2f step/s  ETA %s", step, self.total, _format_values(losses),
-                     speed, _eta(eta))
-
-
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -440,7 +404,7 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
     return state
 
 
-def _collect(step: int, *, config: TrainConfig, trainer: Trainer, spec: GeneratorSpec, ema: EMA | None,
+def _collect(step: int, *, config: RunConfig, trainer: Trainer, spec: GeneratorSpec, ema: EMA | None,
              runtime: Runtime) -> dict[str, Any]:
     modules = {name: module.state_dict() for name, module in trainer.modules().items()}
     if ema is not None:
@@ -528,18 +492,20 @@ def in_eval_mode(function: Callable[[nn.Module], T], module: nn.Module) -> T:
 
 
 def run(
-    config: TrainConfig,
-    build: Callable[[TrainConfig, Runtime], Trainer],
+    config: ConfigT,
+    build: Callable[[ConfigT, Runtime], Trainer],
     *,
     resume: bool,
-    show_progress: bool = True,
+    reporter: Reporter | None = None,
 ) -> RunResult:
     """Train ``build(config, runtime)`` for ``config.steps`` steps in ``config.out``.
 
-    With ``resume`` the run continues from the newest checkpoint in ``config.out``. Raises
-    TrainingInterrupted (after saving) on Ctrl-C or SIGTERM.
+    With ``resume`` the run continues from the newest checkpoint in ``config.out``. Progress goes
+    to ``reporter`` on rank 0 (default: a ``LogReporter``). Raises TrainingInterrupted (after
+    saving) on Ctrl-C or SIGTERM.
     """
     run_dir = Path(config.out)
+    report: Reporter = reporter if reporter is not None else LogReporter()
     with distributed.session(config.device) as context:
         main = context.is_main
         torch.manual_seed(config.seed)
@@ -550,7 +516,7 @@ def run(
         spec = trainer.export_generator()
         if EMA_NAME in trainer.modules():
             raise ValueError(f"a trainer module may not be called {EMA_NAME!r}; the loop uses that name")
-        ema = EMA(spec.module, decay=config.ema) if config.ema > 0 else None
+        ema = EMA(spec.module, decay=config.ema, warmup=config.ema_warmup) if config.ema > 0 else None
         start = 0
         if resume:
             state = load_checkpoint(run_dir, map_location="cpu")
@@ -570,6 +536,8 @@ def run(
         log.info("training %s (%s x%d) for %d steps on %s%s; run directory %s", config.family, spec.arch,
                  spec.scale, config.steps, context.device,
                  f" x {context.world_size} processes" if context.enabled else "", run_dir)
+        if main:
+            report.started(start=start, total=config.steps)
 
         sampler = StepSampler(start_step=start, steps=config.steps, batch_size=config.batch_size,
                               accum=config.accum, world_size=context.world_size, rank=context.rank)
@@ -586,8 +554,10 @@ def run(
         def save() -> Path | None:
             if not main:
                 return None
-            return save_checkpoint(run_dir, _collect(step, config=config, trainer=trainer, spec=spec,
-                                                     ema=ema, runtime=runtime))
+            path = save_checkpoint(run_dir, _collect(step, config=config, trainer=trainer, spec=spec, ema=ema,
+                                                     runtime=runtime))
+            report.saved(step, path)
+            return path
 
         def report_losses(means: dict[str, float]) -> None:
             for name, value in means.items():
@@ -602,15 +572,16 @@ def run(
             generator = ema.module if ema is not None else spec.module
             if _every(step, config.val_every, final):
                 scores = in_eval_mode(trainer.validate, generator)
-                log.info("step %d: validation %s", step, _format_values(scores))
+                report.validated(step, scores)
                 if metrics is not None:
                     metrics.write(step, {f"val/{k}": v for k, v in scores.items()})
             if _every(step, config.sample_every, final):
-                grid = in_eval_mode(trainer.samples, generator)
-                _write_samples(grid, run_dir / "samples" / f"step_{step:07d}.png")
+                path = run_dir / "samples" / f"step_{step:07d}.png"
+                _write_samples(in_eval_mode(trainer.samples, generator), path)
+                report.sampled(step, path)
 
         try:
-            with stop, _Progress(enabled=show_progress and main, start=start, total=config.steps) as progress:
+            with stop:
                 while step < config.steps:
                     batch = [_to_device(next(batches), runtime.device) for _ in range(config.accum)]
                     in_step = True
@@ -621,7 +592,7 @@ def run(
                         for scheduler in schedulers.values():
                             scheduler.step()
                     if ema is not None:
-                        ema.update(spec.module)
+                        ema.update(spec.module, step=step)
                     step += 1
                     in_step = False
                     final = step == config.steps
@@ -630,8 +601,8 @@ def run(
                     if step % config.log_every == 0 or final:
                         logged = meter.pop()
                         report_losses(logged)
-                    progress.update(step, speed=speed.tick(step), losses=logged)
                     if main:
+                        report.step(step, speed=speed.tick(step), losses=logged)
                         evaluate(final=final)
                         if _every(step, config.save_every, final) or final:
                             last_saved, saved_step = save(), step
@@ -649,5 +620,5 @@ def run(
                 metrics.close()
         distributed.check_replicas(spec.module, context)
         if main:
-            log.info("finished %d steps; checkpoint %s", step, last_saved)
+            report.finished(step, last_saved)
         return RunResult(run_dir=run_dir, step=step, checkpoint=last_saved, main=main)

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from imgan.archs import build_model
+from imgan.archs import ARCHS, build_model
 from imgan.errors import ModelError, UsageError
 from imgan.train import losses
-from imgan.train.config import FAMILIES, TrainConfig
+from imgan.train.config import FAMILIES, SRConfig
 from imgan.train.data import ImagePool, SRPairs, SRValidation, scan_images
 from imgan.train.degrade import DegradationConfig
 from imgan.train.loop import GeneratorSpec, Runtime, samples_needed
@@ -36,17 +36,15 @@ VALIDATION_FALLBACK = 4
 SAMPLE_ROWS = 3
 
 
-def generator_params(config: TrainConfig) -> dict[str, Any]:
-    """Constructor keywords of the generator the options describe."""
-    common = {"in_channels": 3, "out_channels": 3, "num_features": config.features, "scale": config.scale}
-    if config.arch == "rrdbnet":  # growth channels half the features, as in ESRGAN (64/32)
-        return {**common, "num_blocks": config.blocks, "num_grow": max(1, config.features // 2)}
-    if config.arch == "srvgg":
-        return {**common, "num_conv": config.blocks, "act": "prelu"}
-    return {**common, "num_blocks": config.blocks}
+def generator_params(config: SRConfig) -> dict[str, Any]:
+    """Constructor keywords of the generator the options describe, as its architecture declares them."""
+    train_params = ARCHS[config.arch].train_params
+    if train_params is None:  # SRConfig.check allows only the architectures with training params
+        raise UsageError(f"--arch {config.arch}: imgan cannot train it")
+    return train_params(features=config.features, blocks=config.blocks, scale=config.scale)
 
 
-def lr_factor(step: int, *, config: TrainConfig) -> float:
+def lr_factor(step: int, *, config: SRConfig) -> float:
     """Learning-rate multiplier after ``step`` steps: linear warmup, then the schedule."""
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -59,19 +57,19 @@ def lr_factor(step: int, *, config: TrainConfig) -> float:
     return 1.0
 
 
-def make_optimizer(config: TrainConfig, parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(config: SRConfig, parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return kind(parameters, lr=lr, betas=(config.betas[0], config.betas[1]), weight_decay=config.weight_decay)
 
 
-def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+def _scheduler(config: SRConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     def factor(step: int) -> float:
         return lr_factor(step, config=config)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _discriminator(kind: str, config: TrainConfig) -> nn.Module:
+def _discriminator(kind: str, config: SRConfig) -> nn.Module:
     """The family's discriminator, with as many base features as the generator (64 in the papers)."""
     from imgan.archs import discriminators
 
@@ -121,7 +119,7 @@ class LossLog:
 class SRTrainer:
     """Generator (and discriminator) of one SR family; see ``imgan.train.loop`` for the protocol."""
 
-    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+    def __init__(self, config: SRConfig, runtime: Runtime) -> None:
         self.config = config
         self.runtime = runtime
         self.family = FAMILIES[config.family]
@@ -155,7 +153,7 @@ class SRTrainer:
                         config.pretrain_steps, config.steps)
 
         self.perceptual: nn.Module | None = None
-        if config.perceptual > 0:
+        if config.perceptual > 0 and config.pretrain_steps < config.steps:  # else the GAN phase never comes
             layers = dict(self.family.perceptual_layers)
             self.perceptual = losses.PerceptualLoss(layer_weights=layers).to(device)
 

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from imgan.archs import ARCHS, build_model
 from imgan.errors import InputError, ModelError, UsageError
 from imgan.train import losses
-from imgan.train.config import FAMILIES, TrainConfig
+from imgan.train.config import FAMILIES, PairedConfig, UnpairedConfig
 from imgan.train.data import ImagePool, SeededSamples, random_crop_augment, sample_generator, scan_images, some_names
 from imgan.train.loop import GeneratorSpec, Runtime, in_eval_mode, samples_needed
 from imgan.train.sr import SAMPLE_ROWS, VALIDATION_FALLBACK, LossLog, make_optimizer
@@ -138,7 +138,7 @@ def _edges(folder: str | Path, *, size: int) -> list[torch.Tensor]:
     return pairs
 
 
-def load_pairs(config: TrainConfig, *, size: int, val: bool = False) -> list[torch.Tensor]:
+def load_pairs(config: PairedConfig, *, size: int, val: bool = False) -> list[torch.Tensor]:
     """The run's pairs as uint8 (6,size,size), input then target (after --direction).
 
     From --data, --data-a/--data-b or --edges-from; with ``val``, from the --val folder laid out
@@ -266,7 +266,7 @@ class _TranslationTrainer:
     _dataset: Dataset
     """Set by the subclass."""
 
-    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+    def __init__(self, config: UnpairedConfig | PairedConfig, runtime: Runtime) -> None:
         self.config = config
         self.runtime = runtime
         self.family = FAMILIES[config.family]
@@ -347,7 +347,9 @@ class UnpairedTrainer(_TranslationTrainer):
     The family's inputs name the folders of domains A and B; G: A -> B is exported.
     """
 
-    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+    config: UnpairedConfig
+
+    def __init__(self, config: UnpairedConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
         (option_a, _), (option_b, _) = self.family.inputs
         images_a = load_images(getattr(config, option_a), size=config.load_size)
@@ -443,7 +445,9 @@ class UnpairedTrainer(_TranslationTrainer):
 class Pix2PixTrainer(_TranslationTrainer):
     """pix2pix: a U-Net generator and a conditional PatchGAN (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, runtime: Runtime) -> None:
+    config: PairedConfig
+
+    def __init__(self, config: PairedConfig, runtime: Runtime) -> None:
         super().__init__(config, runtime)
         pairs = load_pairs(config, size=config.load_size)
         self._dataset = TranslationCrops([(("a", "b"), pairs)], crop=config.crop, length=self.length,

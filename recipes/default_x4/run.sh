@@ -18,7 +18,7 @@ python recipes/default_x4/prepare_data.py "$data"
 imgan train srresnet --data "$data/train" --out "$run" \
     --arch srvgg --features 48 --blocks 12 --scale 4 \
     --crop 128 --batch-size 16 --steps 8000 --max-side 1536 \
-    --pixel-loss l1 --perceptual 0 --lr 4e-4 --schedule cosine --warmup-steps 200 --ema 0.999 \
+    --pixel-loss l1 --perceptual 0 --lr 4e-4 --schedule cosine --warmup-steps 200 --ema 0.999 --no-ema-warmup \
     --workers 1 --seed 0 --val-every 1000 --sample-every 2000 --save-every 1000 --log-every 250
 
 imgan train export "$run" --out "$run/imgan-sr-x4.safetensors"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,8 @@ import pytest
 from imgan.errors import UsageError
 from imgan.train.config import (
     FAMILIES,
+    KINDS,
+    UnpairedConfig,
     defaults_for,
     load_config,
     prepare_run,
@@ -123,3 +125,110 @@ def test_train_help_shows_family_defaults_without_importing_torch() -> None:
                             env={"COLUMNS": "200", "PATH": ""})
     assert "--pretrain-steps" in result.stdout and "(default: 0.005)" in result.stdout  # ESRGAN's GAN weight
     assert result.stdout.strip().endswith("NO-TORCH")
+
+
+def test_translation_decays_over_the_second_half_of_any_length() -> None:
+    pix2pix = prepare_run("pix2pix", config_file=None, resume=None, overrides={"edges_from": "x", "steps": 20})
+    assert pix2pix.decay_steps == 10
+    cyclegan = prepare_run("cyclegan", config_file=None, resume=None, overrides={"data_a": "a", "data_b": "b"})
+    assert (cyclegan.steps, cyclegan.decay_steps) == (200_000, 100_000)  # upstream's 100 + 100 epochs
+    given = prepare_run("cyclegan", config_file=None, resume=None,
+                        overrides={"data_a": "a", "data_b": "b", "steps": 20, "decay_steps": 3})
+    assert given.decay_steps == 3
+    aging = prepare_run("aging", config_file=None, resume=None, overrides={"data_young": "y", "data_old": "o"})
+    assert aging.decay_steps == 0  # Fast-AgingGAN keeps its rate constant
+
+
+def test_a_resumed_run_keeps_its_decay_when_steps_grow(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = prepare_run("pix2pix", config_file=None, resume=None,
+                        overrides={"edges_from": "x", "steps": 20, "out": str(run_dir)})
+    save_config(first, run_dir / "config.toml")
+    resumed = prepare_run(None, config_file=None, resume=str(run_dir), overrides={"steps": 40})
+    assert (resumed.steps, resumed.decay_steps) == (40, 10)
+
+
+def test_config_file_holds_the_options_of_its_kind_only(tmp_path: Path) -> None:
+    config = resolve(defaults_for("aging"), {}, {"data_young": "y", "data_old": "o", "out": "runs/aging"})
+    save_config(config, tmp_path / "config.toml")
+    keys = set(load_config(tmp_path / "config.toml"))
+    assert keys == {item.name for item in fields(UnpairedConfig)}
+    assert "scale" not in keys and "pool_size" in keys and "ema_warmup" in keys
+    assert all(defaults_for(name).__class__ in KINDS for name in FAMILIES)
+
+
+# What the previous version (one flat TrainConfig for every kind) wrote for
+# ``imgan train cyclegan --data-a photos --data-b paintings --steps 20 --decay-steps 10 --features 8``.
+OLD_CYCLEGAN_RUN = """# imgan train cyclegan: resolved options of this run
+
+family = "cyclegan"
+data = ""
+data_a = "photos"
+data_b = "paintings"
+data_young = ""
+data_old = ""
+edges_from = ""
+direction = "AtoB"
+val = ""
+out = "runs/old"
+arch = "cyclegan"
+blocks = 9
+downs = 8
+features = 8
+scale = 4
+steps = 20
+decay_steps = 10
+batch_size = 1
+load_size = 286
+crop = 256
+lr = 0.0002
+lr_d = 0.0
+optimizer = "adam"
+betas = [0.5, 0.999]
+weight_decay = 0.0
+schedule = "constant"
+warmup_steps = 0
+milestones = []
+gamma = 0.5
+ema = 0.0
+accum = 1
+pixel_loss = "l1"
+pixel_weight = 1.0
+perceptual = 0.0
+gan_weight = 1.0
+lambda_cycle = 10.0
+lambda_identity = 0.5
+pool_size = 50
+pretrain_steps = 0
+degradation = "bicubic"
+val_every = 5000
+sample_every = 5000
+save_every = 5000
+log_every = 100
+seed = 0
+workers = 4
+device = "auto"
+precision = "auto"
+max_side = 0
+"""
+
+
+def test_a_run_directory_of_the_previous_version_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text(OLD_CYCLEGAN_RUN)
+    resumed = prepare_run(None, config_file=None, resume=str(run_dir), overrides={"steps": 30})
+    expected = resolve(defaults_for("cyclegan"), {}, {
+        "data_a": "photos", "data_b": "paintings", "out": str(run_dir), "steps": 30, "decay_steps": 10,
+        "features": 8, "ema_warmup": False})  # the EMA goes on without warm-up, as the run began
+    assert resumed == expected
+    with pytest.raises(UsageError, match="--features cannot change"):
+        prepare_run("cyclegan", config_file=None, resume=str(run_dir), overrides={"features": 16})
+
+
+def test_a_key_means_the_same_in_every_kind_that_has_it() -> None:
+    import typing
+
+    hints = [typing.get_type_hints(kind) for kind in KINDS]
+    for name in {item.name for kind in KINDS for item in fields(kind)}:
+        assert len({str(kind_hints[name]) for kind_hints in hints if name in kind_hints}) == 1, name

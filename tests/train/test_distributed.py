@@ -46,7 +46,7 @@ def _worker(rank: int, world_size: int, port: int, data: str, run_dir: str, resu
         built.append(trainer)
         return trainer
 
-    run(config, build, resume=False, show_progress=False)
+    run(config, build, resume=False)
     torch.save(built[0].generator.state_dict(), Path(results) / f"final{rank}.pt")
 
 

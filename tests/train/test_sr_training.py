@@ -232,3 +232,64 @@ def test_perceptual_loss_is_built_with_the_family_layers_and_logged(
                                        "conv5_4": 1.0}
     percep = logged(run_dir)["train/l_percep"]
     assert len(percep) == 2 and all(math.isfinite(v) and v > 0 for v in percep)
+
+
+def test_srgan_that_never_leaves_pretraining_needs_no_vgg(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_vgg(**_: object) -> nn.Module:
+        raise AssertionError("the VGG19 perceptual loss was built")
+
+    monkeypatch.setattr("imgan.train.losses.PerceptualLoss", no_vgg)
+    run_dir = tmp_path / "run"
+    without_perceptual = [arg for index, arg in enumerate(TINY)
+                          if "--perceptual" not in TINY[max(0, index - 1) : index + 1]]
+    result = runner.invoke(app, ["train", "srgan", "--data", str(data_dir), "--out", str(run_dir),
+                                 *without_perceptual, "--steps", "2"])  # srgan pretrains for 100000 steps
+    assert result.exit_code == 0, result.output
+    assert "perceptual = 1.0" in (run_dir / "config.toml").read_text()
+    assert "train/l_percep" not in logged(run_dir)
+
+
+def test_ema_warms_up_so_that_early_steps_count() -> None:
+    from imgan.train.loop import EMA
+
+    start = nn.Linear(1, 1, bias=False).requires_grad_(False)
+    start.weight.fill_(0.0)
+    warm, cold = EMA(start, decay=0.999), EMA(start, decay=0.999, warmup=False)
+    start.weight.fill_(1.0)
+    warm.update(start, step=0)
+    cold.update(start, step=0)
+    assert warm.module.weight.item() == pytest.approx(0.9)  # decay (1 + 0) / (10 + 0)
+    assert cold.module.weight.item() == pytest.approx(0.001)
+    assert warm.decay_at(90) == pytest.approx(91 / 100) and warm.decay_at(1_000_000) == 0.999
+
+
+# Keys the previous version wrote into every SR run's config.toml besides SRConfig's (held at their defaults).
+OLD_TRANSLATION_KEYS = {"data_a": "", "data_b": "", "data_young": "", "data_old": "", "edges_from": "",
+                        "direction": "AtoB", "downs": 8, "decay_steps": 0, "load_size": 286, "lambda_cycle": 10.0,
+                        "lambda_identity": 0.5, "pool_size": 50}
+
+
+def _as_the_previous_version_wrote_it(run_dir: Path) -> None:
+    """Rewrite a run's config.toml in the previous version's flat format, which had no ema_warmup."""
+    import json
+
+    from imgan.train.config import load_config
+
+    values = {key: value for key, value in load_config(run_dir / "config.toml").items() if key != "ema_warmup"}
+    lines = [f"{key} = {json.dumps(list(value) if isinstance(value, tuple) else value)}"
+             for key, value in {**values, **OLD_TRANSLATION_KEYS}.items()]
+    (run_dir / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+def test_a_run_of_the_previous_version_resumes_exactly(data_dir: Path, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train("esrgan", data_dir, straight, "--steps", "4", "--no-ema-warmup").exit_code == 0
+    assert train("esrgan", data_dir, split, "--steps", "2", "--no-ema-warmup").exit_code == 0
+    _as_the_previous_version_wrote_it(split)
+    result = resume(split, "--steps", "4")
+    assert result.exit_code == 0, result.output
+    expected, resumed = weights(straight), weights(split)
+    assert all(torch.equal(resumed[m][k], t) for m in expected for k, t in expected[m].items())
+    assert "ema_warmup = false" in (split / "config.toml").read_text()

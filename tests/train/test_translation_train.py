@@ -206,3 +206,15 @@ def test_translation_config_round_trips_and_keeps_to_its_options(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     aging = prepare_run("aging", config_file=None, resume=None, overrides={"data_young": "y", "data_old": "o"})
     assert Path(aging.out) == Path("runs/aging")
+
+
+def test_a_short_run_with_default_flags_decays_over_its_second_half(data: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    without_decay = [arg for index, arg in enumerate(TINY)
+                     if "--decay-steps" not in TINY[max(0, index - 1) : index + 1]]
+    result = runner.invoke(app, ["train", "pix2pix", "--out", str(run_dir), *without_decay, "--steps", "4",
+                                 *_args(("--edges-from", "photos", "--downs", "5"), data)])
+    assert result.exit_code == 0, result.output
+    assert "decay_steps = 2" in (run_dir / "config.toml").read_text()
+    rates_after_each_step = logged(run_dir)["lr/generator"]  # the rates of steps 2, 3, 4 (and after the last)
+    assert rates_after_each_step == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3, 0.0], rel=1e-4)
