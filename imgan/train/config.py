@@ -20,6 +20,7 @@ Nothing here imports torch, except where an SR run's architecture is checked.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import types
 import typing
@@ -134,6 +135,11 @@ def _half_the_steps(config: Any) -> int:
     return int(config.steps) // 2
 
 
+def _cores_up_to_four(config: Any) -> int:
+    """More loader processes than cores only compete with the training step (and torch warns)."""
+    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 # --------------------------------------------------------------------------- the kinds
 
 
@@ -151,8 +157,9 @@ class RunConfig:
     batch_size: int = option(16, help="Crops per micro-batch and process.", panel=DATA, at_least=1,
                              summary="batch {}")
     accum: int = option(1, help="Micro-batches per step (gradient accumulation).", panel=DATA, at_least=1)
-    workers: int = option(4, help="DataLoader worker processes (0: load in the main process).", panel=DATA,
-                          resume=True, at_least=0)
+    workers: int | None = option(None, help="DataLoader worker processes (0: load in the main process).",
+                                 panel=DATA, resume=True, at_least=0,
+                                 derived=("the CPU cores, at most 4", _cores_up_to_four))
     features: int = option(64, help="Feature channels of the generator and discriminator (CycleGAN's ngf and "
                            "ndf).", panel=MODEL, fixed=True, at_least=1, summary="{} features")
     steps: int = option(400_000, help="Total optimisation steps, pretraining included.", panel=OPTIMISATION,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -57,19 +58,29 @@ def format_eta(seconds: float) -> str:
 
 
 class LogReporter:
-    """Log lines: the losses, speed and ETA every ``log_every`` steps, validation scores, the end."""
+    """Log lines: the losses, speed and ETA every ``log_every`` steps (and at least every ``interval``
+    seconds, without losses, on slow runs), validation scores, the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, interval: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = 0
+        self.interval = interval
+        self.clock = clock
+        self.last_line = clock()
 
     def started(self, *, start: int, total: int) -> None:
         self.total = total
+        self.last_line = self.clock()
 
     def step(self, step: int, *, speed: float, losses: Mapping[str, float] | None) -> None:
-        if losses is not None:
-            eta = (self.total - step) / speed if speed > 0 else math.inf
-            log.info("step %d/%d  %s  %.2f step/s  ETA %s", step, self.total, format_values(losses), speed,
-                     format_eta(eta))
+        now = self.clock()
+        if losses is None and now - self.last_line < self.interval:
+            return
+        self.last_line = now
+        eta = format_eta((self.total - step) / speed if speed > 0 else math.inf)
+        if losses is None:
+            log.info("step %d/%d  %.2f step/s  ETA %s", step, self.total, speed, eta)
+        else:
+            log.info("step %d/%d  %s  %.2f step/s  ETA %s", step, self.total, format_values(losses), speed, eta)
 
     def validated(self, step: int, scores: Mapping[str, float]) -> None:
         log.info("step %d: validation %s", step, format_values(scores))

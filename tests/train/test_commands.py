@@ -168,3 +168,29 @@ def test_progress_on_a_terminal_is_a_bar(monkeypatch: pytest.MonkeyPatch, progre
     assert "━" in stderr.getvalue() and "4/4" in stderr.getvalue() and "l_pix 0.5  l_gan 0.25" in stderr.getvalue()
     assert not any(line.startswith("step 4/4") for line in progress_log)  # the bar shows the losses
     assert progress_log[-1].startswith("finished 4 steps")
+
+
+def test_a_slow_run_off_a_terminal_still_says_where_it_is(caplog: pytest.LogCaptureFixture) -> None:
+    from imgan.train.progress import LogReporter
+
+    now = [0.0]
+    reporter = LogReporter(interval=30.0, clock=lambda: now[0])
+    reporter.started(start=0, total=1000)
+    with caplog.at_level("INFO", logger="imgan.train.progress"):
+        for step in range(1, 11):
+            now[0] += 10.0  # 10 s a step, losses logged every 100 steps only
+            reporter.step(step, speed=0.1, losses=None)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == ["step 3/1000  0.10 step/s  ETA 2:46:10", "step 6/1000  0.10 step/s  ETA 2:45:40",
+                     "step 9/1000  0.10 step/s  ETA 2:45:10"]
+
+
+def test_loader_workers_default_to_the_cores_up_to_four() -> None:
+    import os
+
+    from imgan.train.config import defaults_for, resolve
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    data = {"data": "photos"}
+    assert resolve(defaults_for("srresnet"), {}, data).workers == min(4, cores)
+    assert resolve(defaults_for("srresnet"), {}, {**data, "workers": 3}).workers == 3

@@ -220,7 +220,7 @@ def test_a_run_directory_of_the_previous_version_resumes(tmp_path: Path) -> None
     resumed = prepare_run(None, config_file=None, resume=str(run_dir), overrides={"steps": 30})
     expected = resolve(defaults_for("cyclegan"), {}, {
         "data_a": "photos", "data_b": "paintings", "out": str(run_dir), "steps": 30, "decay_steps": 10,
-        "features": 8, "ema_warmup": False})  # the EMA goes on without warm-up, as the run began
+        "features": 8, "workers": 4, "ema_warmup": False})  # as recorded; the EMA goes on without warm-up
     assert resumed == expected
     with pytest.raises(UsageError, match="--features cannot change"):
         prepare_run("cyclegan", config_file=None, resume=str(run_dir), overrides={"features": 16})
