@@ -79,7 +79,7 @@ class Outcome:
     """What happened to one job: written (with facts about it), skipped, or failed."""
 
     job: Job
-    status: str  # "ok" | "skipped" | "failed"
+    status: str  # "ok" | "skipped" | "failed" | "planned" (--dry-run)
     error: str | None = None
     details: str | None = None  # traceback, for --debug
     info: dict[str, Any] = field(default_factory=dict)
@@ -339,6 +339,7 @@ class ImageOptions:
     tile: str = "auto"
     batch_size: int | None = None
     as_json: bool = False
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -395,9 +396,12 @@ def process_images(
     stdout_is_terminal: bool,
     download_progress: Progress | None = None,
 ) -> Batch:
-    """Load the pipeline's model, plan every input's job, and start processing them."""
+    """Load the pipeline's model, plan every input's job, and start processing them.
+
+    With ``options.dry_run`` nothing is loaded, read or written: each job's outcome is "planned".
+    """
     from imgan.engine import Engine, parse_devices
-    from imgan.models import load_model
+    from imgan.models import load_model, model_identity
 
     if options.as_json and options.out == STDIO:
         raise UsageError("--json and --out - both want stdout; choose one")
@@ -406,12 +410,17 @@ def process_images(
     check_out_template(options.out)
     tile_size = parse_tile(options.tile) if pipeline.tiling else 0
     devices = parse_devices(options.device)
+    output = OutputOptions(out=options.out, format=options.format, quality=options.quality,
+                           skip_existing=options.skip_existing, overwrite=options.overwrite)
+    if options.dry_run:
+        name, native = model_identity(pipeline.model, task=pipeline.task)
+        jobs, decided = plan_jobs(arguments, output, scale=pipeline.scale or float(native), model=name,
+                                  suffix=pipeline.suffix, extras=pipeline.extras, companions=pipeline.companions)
+        return Batch(len(decided) + len(jobs), _chain(decided, iter([Outcome(job, "planned") for job in jobs])))
     descriptor = load_model(pipeline.model, task=pipeline.task, denoise=pipeline.denoise,
                             progress=download_progress)
     if pipeline.prepare is not None:
         pipeline.prepare(descriptor)
-    output = OutputOptions(out=options.out, format=options.format, quality=options.quality,
-                           skip_existing=options.skip_existing, overwrite=options.overwrite)
     scale = pipeline.scale if pipeline.scale is not None else float(descriptor.scale)
     jobs, decided = plan_jobs(arguments, output, scale=scale, model=descriptor.name, suffix=pipeline.suffix,
                               extras=pipeline.extras, companions=pipeline.companions)

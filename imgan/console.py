@@ -100,7 +100,7 @@ def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, q
     """Print each outcome (results on stdout, failures on stderr), a summary, and the exit code."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    counts = {"ok": 0, "skipped": 0, "failed": 0}
+    counts = {"ok": 0, "skipped": 0, "failed": 0, "planned": 0}
     show_bar = not quiet and err.is_terminal and total > 1
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True, disable=not show_bar) as progress:
@@ -112,6 +112,8 @@ def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, q
                 print_json(outcome.as_json())
             elif outcome.status == "ok" and outcome.job.target is not None:
                 out.print(str(outcome.job.target), markup=False)
+            elif outcome.status == "planned":
+                out.print(f"{outcome.job.source.name} -> {outcome.job.target or '-'}", markup=False)
             if outcome.status == "failed":
                 if debug and outcome.details:
                     err.print(outcome.details, markup=False)
@@ -119,7 +121,8 @@ def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, q
             elif outcome.status == "skipped" and not quiet and not as_json:
                 err.print(f"skipped: {outcome.job.source.name} (output exists)", markup=False)
     if not quiet and total > 1:
-        err.print(f"{counts['ok']} done, {counts['skipped']} skipped, {counts['failed']} failed", markup=False)
+        done = f"{counts['planned']} planned" if counts["planned"] else f"{counts['ok']} done"
+        err.print(f"{done}, {counts['skipped']} skipped, {counts['failed']} failed", markup=False)
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 

@@ -79,13 +79,27 @@ def _describe(
     )
 
 
-def _load_registry_model(
-    name: str, *, task: str, denoise: float | None, progress: Progress | None
-) -> ModelDescriptor:
+def _registry_spec(name: str, *, task: str) -> hub.WeightSpec:
     spec = hub.get_spec(name)
     if spec.task != task:
         raise ModelChoiceError(
             f"model {name!r} is a {spec.task} model, not {task}; see imgan models list --task {task}")
+    return spec
+
+
+def model_identity(model: str, *, task: str) -> tuple[str, int]:
+    """The name and scale outputs of ``model`` are named with, without fetching weights (a file is read)."""
+    if is_local_model(model):
+        descriptor = load_model(model, task=task)
+        return descriptor.name, descriptor.scale
+    spec = _registry_spec(model, task=task)
+    return spec.name, spec.scale
+
+
+def _load_registry_model(
+    name: str, *, task: str, denoise: float | None, progress: Progress | None
+) -> ModelDescriptor:
+    spec = _registry_spec(name, task=task)
     if denoise is not None and spec.denoise_companion is None:
         companions = [s.name for s in hub.registry().values() if s.denoise_companion]
         raise ModelChoiceError(

@@ -50,6 +50,9 @@ SkipOption = Annotated[bool, typer.Option(
     "--skip-existing", help="Skip inputs whose output already exists.", rich_help_panel="Output")]
 OverwriteOption = Annotated[bool, typer.Option(
     "--overwrite", help="Replace existing outputs (never an input file).", rich_help_panel="Output")]
+DryRunOption = Annotated[bool, typer.Option(
+    "--dry-run", help="List input -> output for every input and stop: nothing is loaded, read or written.",
+    rich_help_panel="Output")]
 InputsArgument = Annotated[list[str], typer.Argument(
     help="Image files, directories, globs ('photos/**/*.jpg'), or '-' for stdin.", show_default=False)]
 
@@ -89,6 +92,7 @@ def _shared_parameters(default_name: str, *, tile_options: bool) -> list[inspect
         ("quality", QualityOption, None),
         ("skip_existing", SkipOption, False),
         ("overwrite", OverwriteOption, False),
+        ("dry_run", DryRunOption, False),
         ("max_pixels", MaxPixelsOption, MAX_PIXELS),
     ]
     if tile_options:
@@ -129,7 +133,8 @@ def image_command(
                 skip_existing=values.pop("skip_existing"), overwrite=values.pop("overwrite"),
                 max_pixels=values.pop("max_pixels"), device=values.pop("device"),
                 precision=values.pop("precision"), tile=values.pop("tile", "auto"),
-                batch_size=values.pop("batch_size", None), as_json=values.pop("as_json"))
+                batch_size=values.pop("batch_size", None), as_json=values.pop("as_json"),
+                dry_run=values.pop("dry_run"))
             setup_logging(quiet=quiet, debug=debug)
             with reporting(debug=debug):
                 code = function(**values, run=ImageRun(options, quiet=quiet, debug=debug))

@@ -236,3 +236,18 @@ def test_an_output_keeps_the_inputs_spelling_of_its_format(tmp_path: Path, tiny_
     result = invoke("upscale", source, "--model", tiny_model)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "scan_x2.tif").is_file() and not (tmp_path / "scan_x2.tiff").exists()
+
+
+def test_dry_run_lists_inputs_and_outputs_and_writes_nothing(tmp_path: Path, tiny_model: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    make_png(tmp_path / "a.png"), make_png(tmp_path / "b.png"), make_png(tmp_path / "b_x2.png")
+    result = invoke("upscale", tmp_path, "--model", tiny_model, "--dry-run")
+    assert result.exit_code == 1  # b's output exists
+    assert result.stdout.splitlines() == [f"{tmp_path / 'a.png'} -> {tmp_path / 'a_x2.png'}"]
+    assert "b_x2.png: already exists" in result.stderr and "1 planned, 0 skipped, 1 failed" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "b_x2.png"]
+    monkeypatch.setenv("IMGAN_OFFLINE", "1")  # a registry model is not fetched to name outputs
+    result = invoke("upscale", tmp_path / "a.png", "-m", "realesrgan-x2plus", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) | {"input": ""} == {"input": "", "output": str(tmp_path / "a_x2.png"),
+                                                        "status": "planned"}
