@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
@@ -56,6 +57,14 @@ def setup_logging(*, quiet: bool = False, debug: bool = False) -> None:
     root.handlers[:] = [_ConsoleHandler()]
     root.setLevel(level)
     root.propagate = False
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A library's warning (Pillow's "Corrupt EXIF data") as one 'warning:' line, not Python's two."""
+    text = str(message).strip().splitlines()
+    logging.getLogger("imgan.warnings").warning("%s", text[0] if text else category.__name__)
 
 
 @contextmanager
