@@ -9,6 +9,10 @@ Prints, for a real photograph:
   * PSNR (RGB and Y) of the x4 result against the original after a x4 bicubic downscale, and a
     sharpness figure (mean squared gradient) relative to bicubic upsampling.
 
+Peak memory here is that of ``Engine.run``, which returns the whole float32 output; what the
+``imgan upscale`` command needs (quantized result, streamed PNG), over sizes and ``--scale``
+factors, is measured by ``benchmarks/bench_memory.py``.
+
 Usage: python benchmarks/bench_upscale.py [--checkpoint PATH] [--runs 3] [--size 768]
 """
 

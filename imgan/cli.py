@@ -7,6 +7,7 @@ at module level, so ``imgan --help`` starts without torch.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +22,7 @@ from imgan.options import (
     ImageRun,
     InputsArgument,
     JsonOption,
+    OverwriteOption,
     PrecisionOption,
     QuietOption,
     TileOption,
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="imgan",
-    help="Run and train GANs on images: upscale, stylize, sketch2photo, age, train, evaluate, manage weights.",
+    help="Run and train GANs on images: upscale, stylize, sketch2photo, age, inpaint, text2img, train, evaluate, "
+    "manage weights.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -190,6 +193,129 @@ def age(
     return run(inputs, Pipeline("age", model, partial(task.worker, faces=faces), suffix="aged", tiling=False))
 
 
+@image_command(app, default_name="{stem}_inpainted", tile_options=False)
+def inpaint(
+    inputs: InputsArgument,
+    mask: Annotated[str | None, typer.Option(
+        "--mask", help="White (above 50% grey) = fill, black = keep: one mask for every input, a folder of "
+        "masks named like the inputs, a template such as '{stem}_mask.png' (beside each input), or alpha "
+        "(fill the input's transparent pixels).", show_default=False)] = None,
+    box: Annotated[list[str] | None, typer.Option(
+        "--box", help="A rectangle x,y,w,h to fill, no mask file needed; repeat for several (added to --mask).",
+        show_default=False)] = None,
+    invert_mask: Annotated[bool, typer.Option("--invert-mask", help="The mask file is black = fill.")] = False,
+    resize_mask: Annotated[bool, typer.Option(
+        "--resize-mask", help="Resize a mask of another size to its image (else that image fails).")] = False,
+    dilate: Annotated[int, typer.Option("--dilate", min=0, help="Grow the hole by N pixels.")] = 0,
+    feather: Annotated[int, typer.Option(
+        "--feather", min=0, help="Blend the fill back over an N-pixel band around the hole.")] = 0,
+    strategy: Annotated[str, typer.Option(
+        "--strategy", help="crop: fill each hole in a crop around it (any photo size); resize: the whole image "
+        "shrunk to the model's working size; full: the whole image as it is.")] = "crop",
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="telea or ns (OpenCV, no weights), migan-512-places2, lama-big (downloaded), or a "
+        ".safetensors/.pth/.pt file (imgan train inpaint export).")] = "telea",
+    *,
+    run: ImageRun,
+) -> int:
+    """Fill masked regions of images with a GAN (or OpenCV's Telea / Navier-Stokes).
+
+    Pixels outside the grown, feathered hole are kept bit for bit (in a lossless output format;
+    a JPEG is encoded again); alpha, 16-bit depth, ICC and EXIF are kept. A mask of another size
+    than its image is an error (--resize-mask resizes it); an empty mask gives the image back
+    unchanged with a warning. Default output: [b]{stem}_inpainted.{ext}[/] beside the input.
+    """
+    from functools import partial
+
+    from imgan.batch import Pipeline
+    from imgan.masks import parse_box
+    from imgan.tasks import inpaint as task
+
+    if strategy not in task.STRATEGIES:
+        raise UsageError(f"--strategy {strategy!r}: use one of {', '.join(task.STRATEGIES)}")
+    boxes = tuple(parse_box(text) for text in box or ())
+    if mask is None and not boxes:
+        raise UsageError("say what to fill: --mask FILE|FOLDER|TEMPLATE|alpha, or --box x,y,w,h")
+    if (invert_mask or resize_mask) and mask in (None, "alpha"):
+        raise UsageError("--invert-mask and --resize-mask apply to a mask file; give one with --mask")
+    source = task.MaskSource(from_file=mask not in (None, "alpha"), from_alpha=mask == "alpha", boxes=boxes,
+                             invert=invert_mask, resize=resize_mask)
+    worker = partial(task.worker, source=source, strategy=strategy, dilate=dilate, feather=feather)
+    companions = {"mask": mask} if source.from_file else {}
+    return run(inputs, Pipeline("inpaint", model, worker, suffix="inpainted", tiling=False, companions=companions))
+
+
+@app.command("text2img")
+def text2img(
+    captions: Annotated[list[str] | None, typer.Argument(
+        help="Captions ('a handwritten 3 in yellow on black'), or '-' to read them from stdin, one a line.",
+        show_default=False)] = None,
+    captions_file: Annotated[str | None, typer.Option(
+        "--captions", help="A file of captions, one a line ('-': stdin).", show_default=False)] = None,
+    count: Annotated[int, typer.Option("--n", "-n", min=1, max=256, help="Pictures per caption.")] = 4,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", min=0, help="Picture k of every caption comes from seed + k: the same seed gives the same "
+        "pictures on any device (default: a random seed, logged).", show_default=False)] = None,
+    truncation: Annotated[float | None, typer.Option(
+        "--truncation", min=0.0, max=1.0, help="Scale of the noise, 0..1: lower is more typical, less varied "
+        "(default: the model's own; DF-GAN 0.88, imgan's 1).", show_default=False)] = None,
+    size: Annotated[int | None, typer.Option(
+        "--size", min=8, max=2048, help="Side of the pictures in pixels (default: the model's own; other sizes "
+        "are resized).", show_default=False)] = None,
+    grid: Annotated[bool, typer.Option(
+        "--grid", help="One contact sheet per caption, the caption written under it.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="A caption with words the model does not know fails (exit 1); the others go on.")] = False,
+    model: Annotated[str, typer.Option(
+        "--model", "-m", help="A registry name (imgan models list --task text2img), a model added with imgan models "
+        "add (dfgan-bird, dfgan-coco), or a .safetensors file (imgan train export).")] = "imgan-text2img",
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", help="A folder, '-' for stdout (one picture), or a template with {index} {slug} {seed} {n} "
+        "{model}. Default: {slug}_{seed}.png, with --grid {slug}.png.", rich_help_panel="Output",
+        show_default=False)] = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Draw pictures from captions with a text-to-image GAN.
+
+    The default, [b]imgan-text2img[/], ships with imgan: handwritten digits and Fashion-MNIST
+    clothes in 8 colours on black, white or grey ('a blue sneaker', 'the digit seven in red').
+    Words a model does not know are listed on stderr.
+    """
+    from imgan.console import download_progress, report_records, stdout_bytes
+
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        from imgan.tasks import text2img as task
+
+        if as_json and out == "-":
+            raise UsageError("--json prints records on stdout; write the picture to a file with --out")
+        texts = list(captions or [])
+        if captions_file is not None or "-" in texts:
+            source = captions_file or "-"
+            read = sys.stdin.read() if source == "-" else _read_text(source)
+            texts = [text for text in texts if text != "-"] + task.read_captions(read)
+        request = task.Request(captions=tuple(texts), model=model, count=count, seed=seed, truncation=truncation,
+                               size=size, grid=grid, strict=strict, out=out, overwrite=overwrite, device=device,
+                               precision=precision)
+        task.check_request(request)
+        with download_progress(quiet=quiet) as progress:
+            code = report_records(task.run(request, stdout=stdout_bytes, progress=progress), as_json=as_json,
+                                  quiet=quiet)
+    raise typer.Exit(code)
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--captions {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
+
+
 @models_app.command("list")
 def models_list(
     task: Annotated[str | None, typer.Option("--task", help="Only models for this task.")] = None,
@@ -248,6 +374,35 @@ def models_download(
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
+@models_app.command("add")
+def models_add(
+    name: Annotated[str, typer.Argument(help="The name to use it by (dfgan-bird and dfgan-coco are known).",
+                                        show_default=False)],
+    files: Annotated[list[str], typer.Argument(
+        help="The downloaded files: a DF-GAN checkpoint, its DAMSM text encoder and its vocabulary "
+        "(captions_DAMSM.pickle or JSON); or one checkpoint of a family imgan knows.", show_default=False)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model added under this name.")] = False,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Register weights you downloaded yourself (DF-GAN's are on Google Drive only).
+
+    Each file is recognised from its content and checked against the architecture; the
+    weights are stored as one safetensors file in $IMGAN_HOME/models with their sha256, and
+    the vocabulary pickle is read once, with an unpickler that refuses code. Then use
+    [b]--model NAME[/].
+    """
+    from imgan.user_models import add_model
+
+    setup_logging(quiet=quiet)
+    with reporting(debug=False):
+        record = add_model(name, files, overwrite=overwrite)
+    if as_json:
+        print_json(record)
+    else:
+        out.print(record["local"], markup=False)
+
+
 @models_app.command("verify")
 def models_verify() -> None:
     """Re-hash every cached weight file against the registry."""
@@ -287,6 +442,22 @@ def eval_(
         "--data", help="Folder of high-resolution images for --model.", show_default=False)] = None,
     scale: Annotated[int | None, typer.Option(
         "--scale", "-s", min=1, help="Protocol scale for --model (default: the model's own).")] = None,
+    task: Annotated[str, typer.Option(
+        "--task", help="upscale, or inpaint: score --model, Telea and Navier-Stokes inside seeded holes "
+        "(imgan.tasks.inpaint_eval).")] = "upscale",
+    generated: Annotated[str | None, typer.Option(
+        "--generated", help="Folder of generated images: FID and KID against --real.", show_default=False,
+        rich_help_panel="Generators")] = None,
+    real: Annotated[str | None, typer.Option(
+        "--real", help="Folder of real images, or a statistics file (.npz) saved by --save-stats or pytorch-fid.",
+        show_default=False, rich_help_panel="Generators")] = None,
+    save_stats: Annotated[str | None, typer.Option(
+        "--save-stats", help="Save the statistics (and features, for KID) of the --real folder to this .npz.",
+        show_default=False, rich_help_panel="Generators")] = None,
+    features: Annotated[str, typer.Option(
+        "--features", help="Feature extractor: inception-v3-fid (pytorch-fid's FID Inception), "
+        "imgan-text2img-classifier (32 px glyphs), or a classifier .safetensors.",
+        rich_help_panel="Generators")] = "inception-v3-fid",
     tile: TileOption = "auto",
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -294,13 +465,20 @@ def eval_(
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Score super-resolution: PSNR and SSIM on luma (BT.601), as SR papers do.
+    """Score super-resolution (PSNR and SSIM on luma, BT.601, as SR papers do) or inpainting.
 
     [b]--pred DIR --ref DIR[/]  score results against same-size references.
     [b]--model NAME --data DIR[/]  run the held-out protocol: box-downscale each
     image to at most 1536 px, centre-crop 512, shrink by the scale (Pillow
     bicubic), then score the model and a bicubic upscale on the crop with a
     border of the scale shaved off.
+    [b]--task inpaint --model NAME --data DIR[/]  box-downscale each photo to at
+    most 1024 px, centre-crop 256, cut a hole seeded by the photo's name
+    (strokes and boxes, 5-25%), and score the model, Telea and Navier-Stokes
+    inside it: PSNR and SSIM on RGB.
+    [b]--generated DIR --real DIR|STATS.npz[/]  FID and KID of generated images
+    (Inception-v3 pool3 features after a 299x299 bilinear resize, as pytorch-fid);
+    [b]--real DIR --save-stats FILE[/] saves the real side once.
     """
     from imgan.console import report_scores
 
@@ -308,7 +486,25 @@ def eval_(
     with reporting(debug=debug):
         from imgan.tasks import evaluate
 
-        if pred is not None and ref is not None and model is None and data is None:
+        if task not in ("upscale", "inpaint"):
+            raise UsageError(f"--task {task!r}: use upscale or inpaint")
+        if generated is not None or real is not None or save_stats is not None:
+            if pred is not None or ref is not None or model is not None or data is not None:
+                raise UsageError("--generated/--real score a generator; leave out --pred, --ref, --model and --data")
+            code = _fid(generated, real, save_stats=save_stats, features=features, device=device, quiet=quiet,
+                        as_json=as_json)
+        elif task == "inpaint":
+            if model is None or data is None or pred is not None or ref is not None:
+                raise UsageError("--task inpaint scores a model: give --model NAME --data DIR")
+            if shave or scale is not None or tile != "auto":
+                raise UsageError("--shave, --scale and --tile are for super-resolution; leave them out")
+            from imgan.tasks import inpaint_eval
+
+            fillers, label = _inpaint_fillers(model, device=device, precision=precision, quiet=quiet)
+            results = inpaint_eval.score_models(fillers, evaluate.list_images(data))
+            groups = {name: name for name in inpaint_eval.BASELINES} | {"model": label}
+            code = report_scores(results, groups=groups, as_json=as_json)
+        elif pred is not None and ref is not None and model is None and data is None:
             code = report_scores(evaluate.score_folders(pred, ref, shave=shave), groups={"": ""}, as_json=as_json)
         elif model is not None and data is not None and pred is None and ref is None:
             if shave:
@@ -321,6 +517,43 @@ def eval_(
         else:
             raise UsageError("use either --pred DIR --ref DIR, or --model NAME --data DIR")
     raise typer.Exit(code)
+
+
+def _fid(generated: str | None, real: str | None, *, save_stats: str | None, features: str, device: str,
+         quiet: bool, as_json: bool) -> int:
+    """``eval --generated --real``: FID and KID, or with --save-stats the real side's statistics."""
+    from imgan import fid
+    from imgan.console import download_progress, report_distances
+    from imgan.engine import parse_devices
+
+    if real is None:
+        raise UsageError("--real DIR|STATS.npz is required: the images (or statistics) to compare against")
+    if generated is None and save_stats is None:
+        raise UsageError("give --generated DIR to score, or --save-stats FILE to save the statistics of --real")
+    devices = parse_devices(device)
+    if len(devices) > 1:
+        raise UsageError(f"--device {device}: eval runs on one device; name one")
+    with download_progress(quiet=quiet) as progress:
+        extractor = fid.load_extractor(features, device=devices[0], progress=progress)
+    return report_distances(fid.compare(generated, real, extractor=extractor, save=save_stats), as_json=as_json)
+
+
+def _inpaint_fillers(model: str, *, device: str, precision: str, quiet: bool) -> tuple[dict, str]:
+    """The fill functions ``eval --task inpaint`` scores (the baselines, then the model) and the model's label."""
+    from imgan.console import download_progress
+    from imgan.engine import Engine, parse_devices
+    from imgan.models import load_model
+    from imgan.tasks.inpaint_eval import BASELINES, engine_filler
+
+    devices = parse_devices(device)
+    if len(devices) > 1:
+        raise UsageError(f"--device {device}: eval runs on one device; name one")
+    fillers = {}
+    with download_progress(quiet=quiet) as progress:
+        for column, name in [*((baseline, baseline) for baseline in BASELINES), ("model", model)]:
+            descriptor = load_model(name, task="inpaint", progress=progress)
+            fillers[column] = engine_filler(Engine(descriptor, devices[0], precision=precision, tile_size=0))
+    return fillers, descriptor.name
 
 
 def _protocol_engine(model: str, data: str, *, scale: int | None, tile: str, device: str, precision: str,

@@ -135,6 +135,43 @@ def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, q
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def report_records(results: Iterable[Mapping[str, Any] | ImganError], *, as_json: bool, quiet: bool,
+                   key: str = "file") -> int:
+    """Print records (their ``key`` once each, or JSON lines) on stdout and failures on stderr; the exit code."""
+    shown: set[str] = set()
+    done = failed = 0
+    for result in results:
+        if isinstance(result, ImganError):
+            failed += 1
+            failure(str(result))
+            continue
+        done += 1
+        if as_json:
+            print_json(result)
+        elif result[key] not in shown and result[key] != "<stdout>":
+            shown.add(result[key])
+            out.print(str(result[key]), markup=False)
+    if not quiet and failed:
+        err.print(f"{done} done, {failed} failed", markup=False)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def report_distances(result: Mapping[str, Any], *, as_json: bool) -> int:
+    """FID/KID of ``imgan eval --generated``: one JSON object, or lines of 'name  value' on stdout."""
+    if as_json:
+        print_json(result)
+        return EXIT_OK
+    if "fid" in result:
+        out.print(f"FID  {result['fid']:.4f}", markup=False)
+    if "kid" in result:
+        out.print(f"KID  {result['kid']:.6f} ± {result['kid_std']:.6f}", markup=False)
+    if "saved" in result:
+        out.print(str(result["saved"]), markup=False)
+    counts = f"{result.get('generated_count', '-')} generated, {result['real_count']} real"
+    err.print(f"{result['features']} features; {counts}", markup=False)
+    return EXIT_OK
+
+
 def failure(message: str) -> None:
     """One 'failed:' line on stderr."""
     err.print(f"[red]failed:[/] {escape(message)}", markup=True, highlight=False)

@@ -32,6 +32,7 @@ class ModelDescriptor:
     tileable: bool = True
     tile_overlap: int = 16
     supports_half: bool = True
+    working_size: int = 0  # longest side the network is meant to see; 0: any (see Arch.working_size)
     params: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,4 +1,9 @@
-"""Run a model descriptor on whole images: device and precision choice, tiling, OOM and NaN recovery."""
+"""Run a model descriptor on whole images: device and precision choice, tiling, OOM and NaN recovery.
+
+``Engine.run_blocks`` hands the output over in finished blocks (optionally resized to another
+size, tile by tile), so a caller can store each block at the output's bit depth at once and the
+full-size float32 result never exists; ``Engine.run`` assembles the blocks into one tensor.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import copy
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -14,13 +20,15 @@ import torch.nn.functional as F
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ImganError, UsageError
 from imgan.normstats import whole_image_statistics
-from imgan.tiling import pad_to_multiple, run_tiled
+from imgan.tiling import Block, assemble, pad_to_multiple, tiled_blocks
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 MIN_TILE = 32
 CPU_MAX_TILE = 384  # measured on 2 cores: 278 px tiles 1.60 MP/s, 216 px 1.39, whole image 1.37
+HOST_RESULTS_BYTES = 64 * 2**20  # float32 tile outputs of one batch on the CPU: at least this much ...
+HOST_RESULTS_SHARE = 4  # ... or a quarter of the 8-bit output, so big GPU tiles do not outgrow the output
 
 
 def parse_devices(spec: str) -> list[torch.device]:
@@ -154,12 +162,37 @@ class Engine:
     def run(self, image: torch.Tensor) -> torch.Tensor:
         """Run the model on a whole image, tiling as configured; returns float32 on the CPU."""
         height, width = image.shape[-2:]
-        multiple = self.descriptor.size_multiple
-        padded = pad_to_multiple(image, multiple)
-        tile = self._current_tile if self.descriptor.tileable else 0
-        output = self._tiled(padded, tile)
         scale = self.descriptor.scale
-        return output[..., : height * scale, : width * scale]
+        return assemble(self.run_blocks(image), height * scale, width * scale)
+
+    def run_blocks(self, image: torch.Tensor, *, size: tuple[int, int] | None = None) -> Iterator[Block]:
+        """The model's output on a (1,C,H,W) [0,1] CPU image, in finished float32 blocks.
+
+        ``size`` (height, width) resizes the output as ``resize_to(run(image).clamp(0, 1), *size)``
+        does, tile by tile. Blocks are views, valid until the next one is asked for (see
+        ``tiling.tiled_blocks``). Float memory is about one batch of tile outputs plus the rows
+        shared with the next row of tiles; untiled (tile 0, an image within one tile, a network that
+        cannot be tiled) the whole output is one block. (Not wrapped in ``torch.no_grad``: its
+        generator wrapper would hold each block while the next tile runs; ``_forward`` is.)
+        """
+        height, width = image.shape[-2:]
+        scale = self.descriptor.scale
+        padded = pad_to_multiple(image, self.descriptor.size_multiple)
+        tile = self._tile_for(height * scale * width * scale) if self.descriptor.tileable else 0
+        yield from self._blocks(padded, tile, crop=(height * scale, width * scale), size=size)
+
+    def _tile_for(self, output_pixels: int) -> int:
+        """The tile for one image: an automatic tile is also kept small enough that one batch of
+        float32 tile outputs on the CPU stays within a quarter of the 8-bit output (or 64 MiB)."""
+        tile = self._current_tile
+        if self.tile_size is not None or tile <= 0 or self.descriptor.image_statistics:
+            return tile
+        channels = self.descriptor.out_channels
+        budget = max(HOST_RESULTS_BYTES, output_pixels * channels // HOST_RESULTS_SHARE)
+        per_input_pixel = 4 * channels * self.descriptor.scale**2 * max(1, self.batch_size or 1)
+        side = int(math.sqrt(budget / per_input_pixel))
+        side -= side % max(self.descriptor.size_multiple, 8)
+        return max(min(tile, side), self.min_tile)
 
     def _statistics_image(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
         """The whole image shrunk to at most one tile's pixels, for the normalisation statistics."""
@@ -170,16 +203,18 @@ class Engine:
         log.debug("normalisation statistics from a %dx%d copy", size[1], size[0])
         return resize_to(image, *size)
 
-    def _tiled(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
+    def _blocks(self, image: torch.Tensor, tile_size: int, *, crop: tuple[int, int] | None = None,
+                size: tuple[int, int] | None = None) -> Iterator[Block]:
         if self.descriptor.image_statistics and not self._shared_statistics and 0 < tile_size < max(image.shape[-2:]):
             reference = self._statistics_image(image, tile_size)
             self._shared_statistics = True
             try:
                 with whole_image_statistics(self.descriptor.module, lambda: self._forward_safe(reference)):
-                    return self._tiled(image, tile_size)
+                    yield from self._blocks(image, tile_size, crop=crop, size=size)
             finally:
                 self._shared_statistics = False
-        return run_tiled(
+            return
+        yield from tiled_blocks(
             self._forward_safe,
             image,
             scale=self.descriptor.scale,
@@ -187,7 +222,15 @@ class Engine:
             overlap=self.descriptor.tile_overlap,
             multiple=self.descriptor.size_multiple,
             batch_size=self.batch_size,
+            crop=crop,
+            size=size,
         )
+
+    def _tiled(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
+        """The whole output of ``image`` (already a multiple of the size multiple) in tiles of ``tile_size``."""
+        height, width = image.shape[-2:]
+        scale = self.descriptor.scale
+        return assemble(self._blocks(image, tile_size), height * scale, width * scale)
 
     def _forward_safe(self, batch: torch.Tensor) -> torch.Tensor:
         """Forward a batch; on out-of-memory split the batch, then the tile, and retry only it."""
@@ -222,6 +265,7 @@ class Engine:
             result = self._forward(batch, torch.float32)
         return result
 
+    @torch.no_grad()
     def _forward(self, batch: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         inputs = batch.to(self.device, dtype, non_blocking=True).contiguous(memory_format=torch.channels_last)
         return self.descriptor(inputs).float().to("cpu").contiguous()

@@ -82,11 +82,20 @@ class FaceBox:
 _BOX_TEXT = re.compile(r"^\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*$")
 
 
+MAX_BOX_COORDINATE = 2**31 - 1
+"""Largest |x|, |y|, width or height accepted in ``--face``: the largest side a PNG can have."""
+
+
 def parse_face_box(text: str) -> FaceBox:
     """``"x,y,w,h"`` (pixels, top-left corner and size) -> FaceBox; UsageError for anything else."""
     match = _BOX_TEXT.match(text)
     if match is None:
         raise UsageError(f"--face {text!r}: give four integers x,y,w,h (left, top, width, height in pixels)")
+    # Length first: int() refuses strings of more than 4300 digits with a ValueError.
+    if any(len(group.lstrip("-")) > len(str(MAX_BOX_COORDINATE)) or abs(int(group)) > MAX_BOX_COORDINATE
+           for group in match.groups()):
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise UsageError(f"--face {shown!r}: numbers must lie within +-{MAX_BOX_COORDINATE} pixels")
     x, y, width, height = (int(group) for group in match.groups())
     if width <= 0 or height <= 0:
         raise UsageError(f"--face {text!r}: width and height must be positive")

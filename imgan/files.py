@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
+import re
 import stat
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from imgan.errors import OutputError
+
+log = logging.getLogger(__name__)
+
+STALE_TEMPORARY_SECONDS = 15 * 60
+"""A temporary file of ours untouched for this long was left by a killed run: the next write
+into its folder removes it."""
+
+# mkstemp(prefix=f".{name[:100]}.", suffix=".tmp"): 8 random characters from tempfile's alphabet.
+_TEMPORARY_NAME = re.compile(r"\..{1,100}\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+_swept_folders: set[str] = set()
+_swept_lock = threading.Lock()
 
 
 def write_atomically(
@@ -26,6 +41,10 @@ def write_atomically(
     permissions of the file they replace (else 0666 & ~umask), and are renamed over the target:
     readers see the old file or the complete new one, never a part. Any failure removes the
     temporary file; OSErrors become an OutputError naming ``label`` (default: the target).
+
+    The temporary file is ``.NAME.XXXXXXXX.tmp``; one that ``kill -9`` left behind is removed by
+    the first write of a later process into that folder once it is older than 15 minutes
+    (``STALE_TEMPORARY_SECONDS``), is a regular file and belongs to the current user.
     """
     target = Path(target)
     label = label or str(target)
@@ -34,6 +53,7 @@ def write_atomically(
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(folder)
         descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{target.name[:100]}.", suffix=".tmp")
     except OSError as exc:
         raise OutputError(
@@ -57,6 +77,35 @@ def write_atomically(
                 f"{label}: cannot write the file ({exc.strerror or exc}); check free space and permissions"
             ) from exc
         raise
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove our old temporary files from ``folder``: once per folder per process, never raises."""
+    key = os.path.abspath(folder)
+    with _swept_lock:
+        if key in _swept_folders:
+            return
+        _swept_folders.add(key)
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    user = os.getuid() if hasattr(os, "getuid") else None
+    removed = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not _TEMPORARY_NAME.fullmatch(entry.name):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if (stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff
+                            and (user is None or info.st_uid == user)):
+                        os.unlink(entry.path)
+                        removed += 1
+                except OSError:
+                    continue
+    except OSError:
+        return
+    if removed:
+        log.info("removed %d temporary file(s) left in %s by an interrupted run", removed, folder)
 
 
 def _new_file_mode(target: Path) -> int:

@@ -17,7 +17,10 @@ an unchanged file is not hashed at every run, and a changed one is never used un
 Checkpoints load with ``torch.load(weights_only=True)`` after their zip directory is checked
 (no zip bombs), safetensors after their metadata is checked (``checked_metadata``): imgan never
 runs pickled code, so a file that is not what upstream published can give wrong weights but
-cannot run anything or make imgan allocate what its header claims.
+cannot run anything or make imgan allocate what its header claims. The one exception is
+TorchScript (``format = "torchscript"``: LaMa and MI-GAN as IOPaint publishes them), which is code
+by nature: it is loaded only from a file that matched the digest the registry pins for it.
+``format = "builtin"`` entries (OpenCV's telea and ns) have no file at all.
 """
 
 from __future__ import annotations
@@ -58,7 +61,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("pth", "safetensors", "torchscript")
+FORMATS = ("pth", "safetensors", "torchscript", "builtin")
+# A "builtin" entry has no file: its network is built from its params (OpenCV's classical
+# inpainting); it lists no urls and its digest is this word.
+BUILTIN_DIGEST = "none"
 DIGEST_HEX_LENGTHS = {"sha256": 64, "md5": 32, "gitblob": 40}
 # Digests of which upstream published only the first hex digits (torchvision names its files
 # "<name>-<first 8 hex of sha256>.pth"): algorithm, and the fewest digits accepted.
@@ -80,6 +86,7 @@ PARAM_LIMITS = {
     "num_conv": 1000,
     "num_downs": 16,
     "scale": 16,
+    "vocab_size": 200_000,  # words a text encoder knows (DF-GAN's COCO vocabulary has 27,297)
 }
 # A PyTorch zip checkpoint stores its tensors uncompressed, so its members unpack to about the
 # file's size; an archive that claims more than this many times its size (plus the slack) is a
@@ -119,6 +126,7 @@ class WeightSpec:
     denoise_companion: str | None = None
     hidden: bool = False
     embedded: str | None = None  # path inside the imgan package for weights shipped with it
+    local: str | None = None  # file a user registered with ``imgan models add`` (see added_specs)
 
     def __post_init__(self) -> None:
         problems = _spec_problems(self)
@@ -126,9 +134,18 @@ class WeightSpec:
             raise ModelError(f"weight spec '{self.name}': {'; '.join(problems)}")
 
     @property
+    def builtin(self) -> bool:
+        """No weight file: the network is built from ``params`` alone."""
+        return self.format == "builtin"
+
+    @property
     def filename(self) -> str:
-        """Name of the cached file: the last path component of the primary URL."""
-        return Path(self.embedded).name if self.embedded else _url_filename(self.urls[0])
+        """Name of the cached file: the last path component of the primary URL ('' if builtin)."""
+        if self.builtin:
+            return ""
+        if self.embedded or self.local:
+            return Path(self.embedded or self.local or "").name
+        return _url_filename(self.urls[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,7 +167,8 @@ _REQUIRED_FIELDS: dict[str, type] = {
     "paper": str,
     "description": str,
 }
-_OPTIONAL_FIELDS: dict[str, type] = {"size": int, "denoise_companion": str, "hidden": bool, "embedded": str}
+_OPTIONAL_FIELDS: dict[str, type] = {"size": int, "denoise_companion": str, "hidden": bool, "embedded": str,
+                                     "local": str}
 
 
 def registry(path: Path | None = None) -> dict[str, WeightSpec]:
@@ -166,8 +184,8 @@ def registry(path: Path | None = None) -> dict[str, WeightSpec]:
 
 
 def get_spec(name: str) -> WeightSpec:
-    """The spec called ``name``; the error suggests close names when there is none."""
-    specs = registry()
+    """The spec called ``name`` (registry or ``imgan models add``); the error suggests close names."""
+    specs = all_specs()
     if name in specs:
         return specs[name]
     close = difflib.get_close_matches(name, list(specs), n=3, cutoff=0.6)
@@ -177,6 +195,41 @@ def get_spec(name: str) -> WeightSpec:
         shown = sorted(spec.name for spec in specs.values() if not spec.hidden)
         hint = "known models: " + ", ".join(shown)
     raise ModelChoiceError(f"unknown model '{name}'; {hint}")
+
+
+def added_dir() -> Path:
+    """Where ``imgan models add`` keeps the models a user registered: ``<name>.json`` + its weights."""
+    return home() / "models"
+
+
+def added_specs() -> dict[str, WeightSpec]:
+    """The models a user registered with ``imgan models add``, by name.
+
+    Each ``<name>.json`` record holds a registry table (as in pretrained.toml) whose ``local`` is
+    a file name in the same folder, plus ``sources``: the files it was made from, with their
+    sha256, which imgan does not read back. A damaged record is skipped with a warning.
+    """
+    folder = added_dir()
+    specs: dict[str, WeightSpec] = {}
+    for record_path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        name = record_path.stem
+        try:
+            table = json.loads(record_path.read_text(encoding="utf-8"))
+            if not isinstance(table, dict) or not isinstance(table.get("local"), str):
+                raise ModelError(f"{record_path}: not a record of imgan models add")
+            table = {key: value for key, value in table.items() if key != "sources"}
+            table["local"] = str(folder / Path(table["local"]).name)
+            specs[name] = _spec_from_table(record_path, name, table)
+        except (OSError, ValueError, ModelError) as exc:
+            logger.warning("ignoring the added model record %s (%s); add the model again", record_path, exc)
+    return specs
+
+
+def all_specs() -> dict[str, WeightSpec]:
+    """The registry's specs, then the added ones (a registry name always wins)."""
+    specs = registry()
+    specs.update((name, spec) for name, spec in added_specs().items() if name not in specs)
+    return specs
 
 
 def _registry_path() -> Path:
@@ -208,6 +261,8 @@ def _parse_registry(
         if companion is not None and companion not in specs:
             problem = f"names denoise_companion '{companion}', which has no table"
             raise _table_error(path, spec.name, problem)
+        if spec.builtin:
+            continue
         if spec.filename in owners:
             other = owners[spec.filename]
             raise _table_error(path, spec.name, f"downloads to {spec.filename}, as [{other}] does")
@@ -252,6 +307,7 @@ def _spec_from_table(path: Path, name: str, table: dict[str, Any]) -> WeightSpec
             denoise_companion=table.get("denoise_companion"),
             hidden=table.get("hidden", False),
             embedded=table.get("embedded"),
+            local=table.get("local"),
         )
     except ModelError as exc:
         raise _table_error(path, name, str(exc).split(": ", 1)[-1]) from exc
@@ -259,8 +315,13 @@ def _spec_from_table(path: Path, name: str, table: dict[str, Any]) -> WeightSpec
 
 def _spec_problems(spec: WeightSpec) -> list[str]:
     problems: list[str] = []
-    if not spec.urls and not spec.embedded:
-        problems.append("urls is empty (and the weights are not embedded)")
+    if spec.builtin:
+        if spec.urls or spec.embedded or spec.digest != BUILTIN_DIGEST:
+            problems.append(f"a builtin entry has no file: no urls, not embedded, digest {BUILTIN_DIGEST!r}")
+    elif spec.digest == BUILTIN_DIGEST:
+        problems.append(f"digest {BUILTIN_DIGEST!r} is only for format 'builtin'")
+    elif not spec.urls and not spec.embedded and not spec.local:
+        problems.append("urls is empty (and the weights are neither embedded nor added from a file)")
     for url in spec.urls:
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             problems.append(f"URL {url!r} is not http(s)")
@@ -271,8 +332,8 @@ def _spec_problems(spec: WeightSpec) -> list[str]:
             f"digest {spec.digest!r} must be sha256:<64 hex>, md5:<32 hex>, gitblob:<40 hex>, "
             f"sha256-prefix:<8 to 64 hex> or {UNPUBLISHED!r}"
         )
-    if spec.digest == UNPUBLISHED and spec.embedded:
-        problems.append("embedded weights need their digest")
+    if spec.digest == UNPUBLISHED and (spec.embedded or spec.local):
+        problems.append("embedded or added weights need their digest")
     if spec.size is not None and spec.size <= 0:
         problems.append(f"size {spec.size} is not positive")
     if spec.scale <= 0:
@@ -285,7 +346,7 @@ def _spec_problems(spec: WeightSpec) -> list[str]:
 
 
 def _digest_is_well_formed(digest: str) -> bool:
-    if digest == UNPUBLISHED:
+    if digest in (UNPUBLISHED, BUILTIN_DIGEST):
         return True
     algorithm, _, hexdigest = digest.partition(":")
     if re.fullmatch(r"[0-9a-f]+", hexdigest) is None:
@@ -325,8 +386,12 @@ def weights_dir() -> Path:
 
 def cached_path(spec: WeightSpec) -> Path:
     """Where the verified file for ``spec`` lives once fetched (inside the package if embedded)."""
+    if spec.builtin:
+        raise ModelError(f"model '{spec.name}' is built into imgan; it has no file")
     if spec.embedded:
         return Path(__file__).resolve().parent / spec.embedded
+    if spec.local:
+        return Path(spec.local)
     return weights_dir() / spec.filename
 
 
@@ -356,12 +421,17 @@ def fetch(
 
     ``progress(done, total)`` is called as bytes arrive; ``total`` is None when unknown.
     """
+    if spec.builtin:
+        raise ModelError(f"model '{spec.name}' is built into imgan ({spec.source}); it has no file to fetch")
     target = cached_path(spec)
     problem = _cached_problem(target, spec)
     if problem is None:
         return target
     if spec.embedded:
         raise ModelError(f"model '{spec.name}' ships with imgan but {target} {problem}; reinstall imgan")
+    if spec.local:
+        raise ModelError(f"model '{spec.name}' was added with imgan models add, but {target} {problem}; "
+                         f"add it again from the files you downloaded")
     if _offline():
         if problem == _MISSING:
             raise OfflineError(
@@ -379,9 +449,11 @@ def fetch(
 
 def verify_cache(*, specs: Iterable[WeightSpec] | None = None) -> list[tuple[str, Path, bool, str]]:
     """Re-hash every cached file of ``specs`` (default: the registry): (name, path, ok, reason)."""
-    chosen = registry().values() if specs is None else specs
+    chosen = all_specs().values() if specs is None else specs
     results: list[tuple[str, Path, bool, str]] = []
     for spec in sorted(chosen, key=lambda spec: spec.name):
+        if spec.builtin:
+            continue
         path = cached_path(spec)
         try:
             before = path.stat()
@@ -741,6 +813,57 @@ def load_state_dict(
     except Exception as exc:  # torch raises many types for a bad file; all mean the same here
         raise _load_error(path, exc) from exc
     return unwrap_state_dict(checkpoint, key=key), {}
+
+
+def load_torchscript(path: Path) -> torch.nn.Module:
+    """The TorchScript module in ``path``, on the CPU, in eval mode.
+
+    TorchScript is code as well as weights: call this only on a file that matched the digest the
+    registry pins for it (``fetch`` returns no other; ``registry_spec_for_file`` finds the entry a
+    local file matches).
+    """
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch 2.9+ calls TorchScript deprecated; IOPaint's files are TorchScript
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+    except FileNotFoundError as exc:
+        raise ModelError(f"TorchScript file {path} does not exist; check the path") from exc
+    except Exception as exc:  # torch raises many types for a bad archive
+        raise ModelError(f"cannot read {path} as TorchScript ({_first_line(exc)}); delete it and download it "
+                         "again") from exc
+    return module.eval()
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding a ``code/`` folder), not a checkpoint."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name or name.startswith("code/") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def registry_spec_for_file(path: Path, *, format: str) -> WeightSpec | None:
+    """The registry entry of ``format`` whose pinned digest (and size, if known) ``path`` matches."""
+    size = path.stat().st_size
+    hashes: dict[str, str] = {}
+    for spec in registry().values():
+        if spec.format != format or spec.digest in (UNPUBLISHED, BUILTIN_DIGEST) or spec.size not in (None, size):
+            continue
+        algorithm, _, expected = spec.digest.partition(":")
+        full = PREFIX_DIGESTS[algorithm][0] if algorithm in PREFIX_DIGESTS else algorithm
+        if full not in hashes:
+            hashes[full] = _hash_file(path, full)
+        actual, expected = hashes[full], expected.lower()
+        if actual.startswith(expected) if algorithm in PREFIX_DIGESTS else actual == expected:
+            return spec
+    return None
 
 
 def checked_metadata(

@@ -1,13 +1,18 @@
 """Read and write image files; the only module that sees Pillow, OpenCV and numpy pixels.
 
 Everything else gets a `Picture`: upright RGB float tensors (1,C,H,W) in [0,1] plus what is
-needed to write a result back the way the source was (bit depth, grayscale, ICC, EXIF).
+needed to write a result back the way the source was (bit depth, grayscale, ICC, EXIF). A large
+result can instead be built block by block as the integer levels it will be written with
+(`blank_picture(..., quantized=True)` and `put_block`): the output's own size in memory, and PNG
+is then written from it in bands of rows, never as a whole-image array.
 
 Pillow decodes 8-bit images. 16-bit PNG and TIFF go through OpenCV, because Pillow reduces
 16-bit colour to 8 bits. Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, one
 setting for the whole process) is switched off once, the first time this module opens an
 image; every read instead checks the header size against its own `max_pixels` before any
-pixel is decoded. Nothing toggles global state per call, so reads in threads cannot race.
+pixel is decoded. OpenCV's log is switched off the same way, at the first 16-bit read: imgan
+reports a file it cannot decode in one line of its own. Nothing toggles global state per
+call, so reads in threads cannot race.
 
 Heavy imports (numpy, torch, Pillow, OpenCV) happen inside functions, so importing this
 module stays cheap.
@@ -21,11 +26,11 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from imgan.errors import InputError, OutputError
 from imgan.files import write_atomically
@@ -40,11 +45,14 @@ __all__ = [
     "READABLE_SUFFIXES",
     "SUPPORTED_FORMATS",
     "Picture",
+    "blank_picture",
     "decode_picture",
     "encode_picture",
     "format_for_path",
     "is_image_path",
+    "put_block",
     "read_picture",
+    "text_strip",
     "write_picture",
 ]
 
@@ -85,6 +93,10 @@ _DEFAULT_QUALITY = {"jpg": 95, "webp": 95}
 _JPEG_MAX_EXIF = 65_533  # one APP1 segment
 _PNG_COMPRESS_LEVEL = 6
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+_TIFF_SAMPLE_KINDS: dict[object, str] = {1: "unsigned", 2: "signed integer", 3: "floating-point"}
+_TIFF_COLOURS: dict[object, str] = {0: "gray", 1: "gray", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK",
+                                    6: "YCbCr", 8: "CIELab"}
 _EXIF_HEADER = b"Exif\x00\x00"
 _ORIENTATION_TAG = 0x0112
 _GRAY_MODES = ("1", "L", "LA", "La")
@@ -100,9 +112,12 @@ class Picture:
     """One decoded image and the facts needed to write a processed version of it back."""
 
     rgb: torch.Tensor
-    """(1,3,H,W) float32 in [0,1]; grayscale sources are replicated to 3 channels."""
+    """(1,3,H,W) float32 in [0,1]; grayscale sources are replicated to 3 channels. A quantized
+    result (see `blank_picture`) holds the levels to write instead: uint8, or uint16 when
+    ``bit_depth`` is 16; only this module reads those."""
     alpha: torch.Tensor | None
-    """(1,1,H,W) float32 in [0,1], or None when the source has no transparency."""
+    """(1,1,H,W) float32 in [0,1] (levels, like ``rgb``, in a quantized result), or None when the
+    source has no transparency."""
     bit_depth: int
     """8 or 16: the bits per channel of the source."""
     grayscale: bool
@@ -114,6 +129,11 @@ class Picture:
     """Format the bytes were in, by content: "png", "jpg", "webp", "tiff", "bmp", "gif", "ppm"."""
     name: str
     """The path as given, or "<stdin>"; every message about this picture starts with it."""
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the pixels are stored as the integer levels to write (see `blank_picture`)."""
+        return not self.rgb.dtype.is_floating_point
 
 
 # --------------------------------------------------------------------------- names & paths
@@ -202,6 +222,8 @@ def decode_picture(
     try:
         image = image_module.open(io.BytesIO(data), formats=tuple(_PILLOW_FORMATS))
     except image_module.UnidentifiedImageError:
+        if data.startswith(_TIFF_SIGNATURES):  # Pillow has no mode for some layouts (float RGB)
+            raise _unsupported_tiff(_tiff_tags(data), name=name) from None
         raise InputError(
             f"{name}: not an image, or not a format imgan reads "
             "(png, jpg, webp, tiff, bmp, gif, ppm)"
@@ -238,8 +260,6 @@ def _decode_opened(
             "pass --max-pixels 0 to allow it"
         )
     frames = getattr(image, "n_frames", 1)
-    if frames > 1 and image.format != "MPO":  # MPO: camera JPEG with extra preview images
-        logger.warning("%s: has %d frames; only the first one is used", name, frames)
 
     exif, orientation = _exif_and_orientation(image, data, name=name)
     if _is_sixteen_bit(image, data):
@@ -253,6 +273,8 @@ def _decode_opened(
         if image.format == "TIFF" and _ORIENTATION_TAG not in image.tag_v2:
             orientation = 1  # Pillow turned the TIFF upright while loading and dropped the tag
     array = _apply_orientation(array, orientation)
+    if frames > 1 and image.format != "MPO":  # MPO: camera JPEG with extra preview images
+        logger.warning("%s: has %d frames; only the first one is used", name, frames)  # said once it decoded
     rgb, alpha = _to_tensors(array, bit_depth=bit_depth)
     return Picture(
         rgb=rgb,
@@ -296,9 +318,16 @@ def _valid_orientation(value: object) -> int:
 
 
 def _png_exif(data: bytes, *, name: str) -> bytes | None:
-    """Walk the PNG chunks up to IEND; return the eXIf payload, InputError if cut short."""
+    """Walk the PNG chunks up to IEND; return the eXIf payload.
+
+    InputError if the file is cut short, if a critical chunk (IHDR, PLTE, IDAT...) fails its
+    checksum (Pillow does not check IDAT's, and would decode flipped bytes into garbage), or if
+    it is a palette image whose palette (PLTE) does not come before its pixels: decoders would
+    otherwise paint every pixel black. Ancillary chunks that fail their checksum are ignored.
+    """
     view = memoryview(data)
     exif = None
+    palette_needed = len(data) > 25 and data[12:16] == b"IHDR" and data[25] == 3
     offset = len(_PNG_SIGNATURE)
     while offset + 8 <= len(data):
         (length,) = struct.unpack_from(">I", data, offset)
@@ -306,8 +335,21 @@ def _png_exif(data: bytes, *, name: str) -> bytes | None:
         end = offset + 12 + length
         if end > len(data):
             break
-        if kind == b"eXIf" and exif is None:
+        intact = zlib.crc32(view[offset + 4 : end - 4]) == struct.unpack_from(">I", data, end - 4)[0]
+        if not intact and not kind[0] & 0x20:  # bit 5 of the first letter clear: a critical chunk
+            raise InputError(
+                f"{name}: the PNG file is corrupt (its {kind.decode('latin-1')!r} chunk fails its "
+                "checksum); copy or download it again"
+            )
+        if kind == b"eXIf" and exif is None and intact:
             exif = bytes(view[offset + 8 : offset + 8 + length])
+        if kind == b"PLTE":
+            palette_needed = False
+        if kind == b"IDAT" and palette_needed:
+            raise InputError(
+                f"{name}: the PNG file is corrupt (a palette image without its PLTE palette chunk); "
+                "copy or download it again"
+            )
         if kind == b"IEND":
             return exif
         offset = end
@@ -336,20 +378,48 @@ def _check_sixteen_bit_tiff(image: PILImage.Image, *, name: str) -> None:
     sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
     photometric = image.tag_v2.get(262)
     if set(bits) != {16} or sample_format != 1 or photometric not in (1, 2):
-        raise InputError(
-            f"{name}: TIFF with {'/'.join(map(str, bits))}-bit samples (sample format "
-            f"{sample_format}, photometric {photometric}) is not supported; "
-            "convert it to 8- or 16-bit unsigned RGB or gray"
-        )
+        raise _unsupported_tiff(image.tag_v2, name=name)
+
+
+def _tiff_tags(data: bytes) -> Mapping[int, object]:
+    """The tags of a TIFF's first image, read without Pillow opening it; {} if unreadable."""
+    from PIL import TiffImagePlugin
+
+    try:
+        tags = TiffImagePlugin.ImageFileDirectory_v2(data[:8])
+        stream = io.BytesIO(data)
+        stream.seek(tags.next)
+        tags.load(stream)
+        return dict(tags)
+    except Exception:  # noqa: BLE001 - a damaged directory: describe the file as unreadable
+        return {}
+
+
+def _unsupported_tiff(tags: Mapping[int, object], *, name: str) -> InputError:
+    """'TIFF with 32-bit floating-point samples (RGB, 3 per pixel) is not supported; ...'."""
+    try:
+        bits = tags[258] if isinstance(tags[258], tuple) else (tags[258],)
+        sample_format = tags.get(339, 1)
+        sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+        kind = _TIFF_SAMPLE_KINDS.get(sample_format, f"sample format {sample_format}")
+        colour = _TIFF_COLOURS.get(tags.get(262), f"photometric {tags.get(262)}")
+        size = str(bits[0]) if len(set(bits)) == 1 else "/".join(map(str, bits))
+        layout = f"{size}-bit {kind} samples ({colour}, {tags.get(277, len(bits))} per pixel)"
+    except (LookupError, TypeError):  # no BitsPerSample, or odd values: a damaged directory
+        return InputError(f"{name}: a TIFF file imgan cannot read (damaged, or an unusual layout); "
+                          "convert it to 8- or 16-bit RGB or gray")
+    return InputError(
+        f"{name}: TIFF with {layout} is not supported; convert it to 8- or 16-bit unsigned RGB or gray"
+    )
 
 
 def _decode_with_opencv(
     image: PILImage.Image, data: bytes, *, name: str
 ) -> tuple[np.ndarray, bool]:
     """Decode 16-bit PNG/TIFF pixels as they are: HWC uint16 with 1, 2, 3 or 4 channels."""
-    import cv2
     import numpy as np
 
+    cv2 = _quiet_opencv()
     array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.dtype != np.uint16:
         raise InputError(f"{name}: cannot decode the 16-bit image; the file may be corrupt")
@@ -367,6 +437,18 @@ def _decode_with_opencv(
     if grayscale and channels >= 3:  # OpenCV expands gray(+alpha) to BGR(A)
         array = array[:, :, [0, 3]] if channels == 4 else array[:, :, :1]
     return array, grayscale
+
+
+@functools.cache
+def _quiet_opencv() -> ModuleType:
+    """cv2 with its own log off: a damaged file makes libtiff print lines of errors to stderr,
+    while imgan reports the failed decode itself, in one line."""
+    import cv2
+
+    logs = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logs is not None:
+        logs.setLogLevel(logs.LOG_LEVEL_SILENT)
+    return cv2
 
 
 @functools.cache
@@ -464,20 +546,111 @@ def _matching_icc(icc: bytes | None, *, grayscale: bool, name: str) -> bytes | N
     return None
 
 
+# --------------------------------------------------------------------------- results
+
+
+def blank_picture(
+    like: Picture, height: int, width: int, *, alpha: bool, quantized: bool = False
+) -> Picture:
+    """A ``height`` x ``width`` result with ``like``'s bit depth, colour and metadata, all 0.
+
+    Fill it with `put_block`. ``quantized`` keeps the levels the writer will store rather than
+    float32: uint8 (uint16 for a 16-bit source), one plane for a grayscale source (``rgb`` shows
+    it three times over), so a result takes its own size in its bit depth, and PNG is written
+    from it band by band.
+    """
+    import torch
+
+    dtype = torch.float32
+    planes = 3
+    if quantized:
+        dtype = torch.uint16 if like.bit_depth == 16 else torch.uint8
+        planes = 1 if like.grayscale else 3
+    rgb = torch.zeros((1, planes, height, width), dtype=dtype).expand(1, 3, height, width)
+    opacity = torch.zeros((1, 1, height, width), dtype=dtype) if alpha else None
+    return replace(like, rgb=rgb, alpha=opacity)
+
+
+def put_block(
+    picture: Picture, top: int, left: int, *, rgb: torch.Tensor | None = None,
+    alpha: torch.Tensor | None = None,
+) -> None:
+    """Store float values at (``top``, ``left``) of ``picture``: (1,3,h,w) colour, (1,1,h,w) alpha.
+
+    Values are clamped to [0,1] (NaN counts as 0). A quantized picture gets them rounded to its
+    levels, colour as BT.601 luma when it is grayscale: what `write_picture` would store.
+    """
+    if rgb is not None:
+        _put(picture.rgb, top, left, rgb, luma=picture.grayscale)
+    if alpha is not None:
+        if picture.alpha is None:
+            raise ValueError(f"{picture.name}: the picture has no alpha channel to put values in")
+        _put(picture.alpha, top, left, alpha, luma=False)
+
+
+def _put(target: torch.Tensor, top: int, left: int, values: torch.Tensor, *, luma: bool) -> None:
+    import numpy as np
+    import torch
+
+    window = target[..., top : top + values.shape[-2], left : left + values.shape[-1]]
+    if target.dtype.is_floating_point:
+        window.copy_(torch.nan_to_num(values.detach()).clamp_(0.0, 1.0))
+        return
+    if luma:
+        window = window[:, :1]  # the one plane behind a quantized grayscale picture
+    stored = window[0].numpy()
+    peak = np.float32(_peak(target.dtype))
+    weights = np.array(_BT601_LUMA, dtype=np.float32).reshape(3, 1, 1)
+    band = max(1, _BAND_PIXELS // max(values.shape[-1], 1))  # small numpy steps: no big temporaries
+    for first in range(0, values.shape[-2], band):
+        rows = slice(first, first + band)
+        unit = _unit_array(values[0, :, rows])
+        if luma:
+            unit = np.clip((unit * weights).sum(axis=0, keepdims=True), 0, 1)
+        stored[:, rows] = np.rint(unit * peak)
+
+
+def _peak(dtype: torch.dtype) -> float:
+    import torch
+
+    return 65535.0 if dtype == torch.uint16 else 255.0
+
+
 # --------------------------------------------------------------------------- writing
+
+
+_BAND_PIXELS = 1 << 16  # pixels per band of rows converted at a time: small, fixed temporaries
+_PILLOW_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # gray, gray + alpha, RGB, RGBA
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a picture is written in one format: size, samples per pixel (L, LA, RGB or RGBA)."""
+
+    height: int
+    width: int
+    channels: int
+    sixteen: bool
+    keep_alpha: bool
 
 
 def encode_picture(picture: Picture, *, format: str, quality: int | None = None) -> bytes:
     """Encode a Picture as png/jpg/webp/tiff/bmp bytes (for stdout or a file).
 
     16 bits per channel when the source had 16 and the format holds them (png, tiff), else 8.
-    A grayscale picture is written as one channel (ITU-R BT.601 luma of the RGB tensor;
-    16-bit gray + alpha becomes 16-bit RGBA, which OpenCV can write). Alpha is composited
-    over white for formats without it (jpg, bmp). ``quality`` (1-100, default 95) applies to
-    jpg and webp. ICC and EXIF go back where the format holds them (EXIF: png, jpg, webp).
+    A grayscale picture is written as one channel (ITU-R BT.601 luma of the RGB tensor; a
+    16-bit TIFF of gray + alpha becomes RGBA, which OpenCV can write). Alpha is composited over
+    white for formats without it (jpg, bmp). ``quality`` (1-100, default 95) applies to jpg and
+    webp. ICC and EXIF go back where the format holds them (EXIF: png, jpg, webp). PNG of a
+    quantized or 16-bit picture is written band by band by our own encoder; the rest by Pillow
+    (8-bit, filled band by band) or OpenCV (16-bit TIFF).
     """
-    return _encode(picture, _output_format(format, label=picture.name), quality,
-                   label=picture.name)
+    name = _output_format(format, label=picture.name)
+    layout = _layout(picture, name, quality, label=picture.name)
+    buffer = io.BytesIO()
+    _encode(picture, layout, name, quality, buffer, label=picture.name)
+    return buffer.getvalue()
 
 
 def write_picture(
@@ -490,47 +663,21 @@ def write_picture(
     """Encode a Picture and write it atomically to ``path`` (format from the suffix by default).
 
     The target either keeps its old content or gets the complete new file; the parent
-    folder is created if missing. OutputError names the target when anything fails.
+    folder is created if missing. The encoder writes straight into the temporary file, so no
+    encoded copy is held in memory. OutputError names the target when anything fails.
     """
     target = Path(path)
     label = os.fspath(path)
     name = format_for_path(target) if format is None else _output_format(format, label=label)
-    data = _encode(picture, name, quality, label=label)
-    write_atomically(target, data, label=label)
+    layout = _layout(picture, name, quality, label=label)
+    write_atomically(target, lambda file: _encode(picture, layout, name, quality, file, label=label),
+                     label=label)
 
 
-def _encode(picture: Picture, format: str, quality: int | None, *, label: str) -> bytes:
+def _layout(picture: Picture, format: str, quality: int | None, *, label: str) -> _Layout:
+    """Check that ``picture`` can be written as ``format`` and say how."""
     if quality is not None and not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, not {quality}")
-    array = _to_array(picture, format)
-    height, width = array.shape[:2]
-    limit = _MAX_SIDE.get(format)
-    if limit is not None and max(width, height) > limit:
-        raise OutputError(
-            f"{label}: {width}x{height} is too large for {format} (at most {limit} pixels "
-            "per side); write png or tiff instead"
-        )
-    icc = _icc_for_output(picture, channels=array.shape[2], format=format)
-    try:
-        if array.dtype.itemsize == 2:
-            return _encode_with_opencv(array, format, icc=icc, exif=picture.exif, label=label)
-        return _encode_with_pillow(array, format, quality, icc=icc, exif=picture.exif,
-                                   label=label)
-    except OutputError:
-        raise
-    except Exception as exc:
-        raise OutputError(f"{label}: cannot encode as {format} ({_reason(exc)})") from exc
-
-
-def _to_array(picture: Picture, format: str) -> np.ndarray:
-    """Processed tensors -> HWC uint8/uint16 array with 1-4 channels (L, LA, RGB, RGBA).
-
-    Converted in bands of rows into one preallocated array, so a huge output needs no full-size
-    float temporaries beyond the tensors it came in.
-    """
-    import numpy as np
-    import torch
-
     rgb = picture.rgb
     if rgb.ndim != 4 or rgb.shape[:2] != (1, 3):
         raise ValueError(f"picture.rgb must have shape (1,3,H,W), not {tuple(rgb.shape)}")
@@ -538,6 +685,12 @@ def _to_array(picture: Picture, format: str) -> np.ndarray:
     alpha = picture.alpha
     if alpha is not None and tuple(alpha.shape) != (1, 1, height, width):
         raise ValueError(f"picture.alpha must have shape (1,1,{height},{width}), not {tuple(alpha.shape)}")
+    limit = _MAX_SIDE.get(format)
+    if limit is not None and max(width, height) > limit:
+        raise OutputError(
+            f"{label}: {width}x{height} is too large for {format} (at most {limit} pixels "
+            "per side); write png or tiff instead"
+        )
     if alpha is not None and format not in _ALPHA_FORMATS:
         if format not in _alpha_warned:
             _alpha_warned.add(format)
@@ -546,28 +699,109 @@ def _to_array(picture: Picture, format: str) -> np.ndarray:
                 "(said once per format)", picture.name, format,
             )
     keep_alpha = alpha is not None and format in _ALPHA_FORMATS
-    sixteen = picture.bit_depth == 16 and format in _SIXTEEN_BIT_FORMATS
-    peak = 65535.0 if sixteen else 255.0
-    channels = (1 if picture.grayscale else 3) + int(keep_alpha)
-    array = np.empty((height, width, channels), dtype=np.uint16 if sixteen else np.uint8)
-    luma = torch.tensor(_BT601_LUMA, dtype=torch.float32).view(3, 1, 1)
-    band = max(1, 4_000_000 // max(width, 1))
-    for top in range(0, height, band):
-        rows = slice(top, min(top + band, height))
-        colour = torch.nan_to_num(rgb.detach()[0, :, rows].to("cpu", torch.float32)).clamp_(0, 1)
+    return _Layout(
+        height=int(height), width=int(width),
+        channels=(1 if picture.grayscale else 3) + int(keep_alpha),
+        sixteen=picture.bit_depth == 16 and format in _SIXTEEN_BIT_FORMATS,
+        keep_alpha=keep_alpha,
+    )
+
+
+def _encode(
+    picture: Picture, layout: _Layout, format: str, quality: int | None, file: IO[bytes], *,
+    label: str,
+) -> None:
+    icc = _icc_for_output(picture, channels=layout.channels, format=format)
+    try:
+        if format == "png" and (picture.quantized or layout.sixteen):
+            _write_png(picture, layout, file, icc=icc, exif=picture.exif)
+        elif layout.sixteen:
+            file.write(_encode_with_opencv(_to_array(picture, layout), icc=icc, label=label))
+        else:
+            _encode_with_pillow(_pillow_image(picture, layout, format), format, quality, file,
+                                icc=icc, exif=picture.exif, label=label)
+    except OutputError:
+        raise
+    except Exception as exc:
+        raise OutputError(f"{label}: cannot encode as {format} ({_reason(exc)})") from exc
+
+
+def _bands(picture: Picture, layout: _Layout) -> Iterator[tuple[int, np.ndarray]]:
+    """The samples to write, top to bottom: (first row, HWC uint8/uint16 band of rows).
+
+    Float values are clamped to [0,1] (NaN as 0) and rounded. Stored levels are copied as they
+    are, unless the format needs another depth, grayscale, or alpha put on white. Bands are
+    converted with numpy: many small torch ops would each pay for waking its thread pool.
+    """
+    import numpy as np
+
+    peak = 65535.0 if layout.sixteen else 255.0
+    dtype = np.uint16 if layout.sixteen else np.uint8
+    rgb, alpha = picture.rgb, picture.alpha
+    as_stored = (picture.quantized and _peak(rgb.dtype) == peak
+                 and (alpha is None or layout.keep_alpha)
+                 and (not picture.grayscale or rgb.stride(1) == 0))  # gray: the one plane is the luma
+    luma = np.array(_BT601_LUMA, dtype=np.float32).reshape(3, 1, 1)
+    band = max(1, _BAND_PIXELS // max(layout.width, 1))
+    for top in range(0, layout.height, band):
+        rows = slice(top, min(top + band, layout.height))
+        if as_stored:
+            planes = [rgb[0, :1 if picture.grayscale else 3, rows].numpy()]
+            if alpha is not None:
+                planes.append(alpha[0, :, rows].numpy())
+            yield top, np.ascontiguousarray(np.concatenate(planes).transpose(1, 2, 0))
+            continue
+        colour = _unit_array(rgb[0, :, rows])
         planes = [colour]
         if alpha is not None:
-            opacity = torch.nan_to_num(alpha.detach()[0, :, rows].to("cpu", torch.float32)).clamp_(0, 1)
-            if keep_alpha:
+            opacity = _unit_array(alpha[0, :, rows])
+            if layout.keep_alpha:
                 planes.append(opacity)
             else:
                 colour = colour * opacity + (1 - opacity)
         if picture.grayscale:
-            colour = (colour * luma).sum(0, keepdim=True).clamp_(0, 1)
+            colour = np.clip((colour * luma).sum(axis=0, keepdims=True), 0, 1)
         planes[0] = colour
-        values = torch.cat(planes).permute(1, 2, 0).mul_(peak).round_()
-        array[rows] = values.numpy()
+        values = np.rint(np.concatenate(planes).transpose(1, 2, 0) * np.float32(peak))
+        yield top, np.ascontiguousarray(values, dtype=dtype)
+
+
+def _unit_array(values: torch.Tensor) -> np.ndarray:
+    """(C,h,w) float32 numpy values in [0,1]: float values clamped (NaN as 0), or levels scaled."""
+    import numpy as np
+    import torch
+
+    if values.dtype.is_floating_point:
+        array = values.detach().to("cpu", torch.float32).numpy().copy()
+        return np.clip(np.nan_to_num(array, copy=False), 0, 1, out=array)
+    return values.numpy().astype(np.float32) / np.float32(_peak(values.dtype))
+
+
+def _to_array(picture: Picture, layout: _Layout) -> np.ndarray:
+    """The samples to write as one HWC uint8/uint16 array with 1-4 channels (L, LA, RGB, RGBA)."""
+    import numpy as np
+
+    array = np.empty((layout.height, layout.width, layout.channels),
+                     dtype=np.uint16 if layout.sixteen else np.uint8)
+    for top, band in _bands(picture, layout):
+        array[top : top + band.shape[0]] = band
     return array
+
+
+def _pillow_image(picture: Picture, layout: _Layout, format: str) -> PILImage.Image:
+    """The 8-bit samples to write as a Pillow image, filled band by band (no whole-image array)."""
+    import numpy as np
+
+    image_module = _pillow()
+    channels = layout.channels
+    if format == "webp" and channels in (1, 2):  # WebP stores colour only
+        channels += 2
+    image = image_module.new(_PILLOW_MODES[channels], (layout.width, layout.height))
+    for top, band in _bands(picture, layout):
+        if band.shape[2] != channels:
+            band = np.concatenate([np.repeat(band[:, :, :1], 3, axis=2), band[:, :, 1:]], axis=2)
+        image.paste(image_module.fromarray(band[:, :, 0] if channels == 1 else band), (0, top))
+    return image
 
 
 def _icc_for_output(picture: Picture, *, channels: int, format: str) -> bytes | None:
@@ -584,16 +818,9 @@ def _icc_for_output(picture: Picture, *, channels: int, format: str) -> bytes | 
 
 
 def _encode_with_pillow(
-    array: np.ndarray, format: str, quality: int | None, *, icc: bytes | None,
-    exif: bytes | None, label: str,
-) -> bytes:
-    import numpy as np
-
-    image_module = _pillow()
-    channels = array.shape[2]
-    if format == "webp" and channels in (1, 2):  # WebP stores colour only
-        array = np.concatenate([np.repeat(array[:, :, :1], 3, axis=2), array[:, :, 1:]], axis=2)
-    image = image_module.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    image: PILImage.Image, format: str, quality: int | None, file: IO[bytes], *,
+    icc: bytes | None, exif: bytes | None, label: str,
+) -> None:
     options: dict[str, object] = {}
     if format == "png":
         options["compress_level"] = _PNG_COMPRESS_LEVEL
@@ -609,15 +836,11 @@ def _encode_with_pillow(
         logger.warning("%s: EXIF block of %d bytes does not fit in a JPEG; not written",
                        label, len(exif))
         del options["exif"]
-    buffer = io.BytesIO()
-    image.save(buffer, format=_PILLOW_SAVE_NAMES[format], **options)
-    return buffer.getvalue()
+    image.save(file, format=_PILLOW_SAVE_NAMES[format], **options)
 
 
-def _encode_with_opencv(
-    array: np.ndarray, format: str, *, icc: bytes | None, exif: bytes | None, label: str
-) -> bytes:
-    """16-bit PNG/TIFF through OpenCV; ICC and EXIF chunks are added to PNG by hand."""
+def _encode_with_opencv(array: np.ndarray, *, icc: bytes | None, label: str) -> bytes:
+    """16-bit TIFF through OpenCV (Pillow has no 16-bit colour)."""
     import cv2
     import numpy as np
 
@@ -629,35 +852,103 @@ def _encode_with_opencv(
         array = array[:, :, ::-1]  # RGB -> BGR
     elif channels == 4:
         array = array[:, :, [2, 1, 0, 3]]  # RGBA -> BGRA
-    params = [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESS_LEVEL] if format == "png" else []
-    ok, encoded = cv2.imencode(f".{format}", np.ascontiguousarray(array), params)
+    ok, encoded = cv2.imencode(".tiff", np.ascontiguousarray(array))
     if not ok:
-        raise OutputError(f"{label}: OpenCV could not encode a 16-bit {format}")
-    data = encoded.tobytes()
-    if format == "png":
-        return _add_png_metadata(data, icc=icc, exif=exif)
+        raise OutputError(f"{label}: OpenCV could not encode a 16-bit tiff")
     if icc:
         logger.warning("%s: a 16-bit TIFF is written without its ICC profile; write png to "
                        "keep it", label)
-    return data
+    return encoded.tobytes()
 
 
-def _add_png_metadata(png: bytes, *, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP and eXIf chunks right after IHDR."""
-    end_of_header = len(_PNG_SIGNATURE) + 8 + 13 + 4
-    if png[12:16] != b"IHDR":
-        raise ValueError("encoded PNG does not start with IHDR")
+def _write_png(
+    picture: Picture, layout: _Layout, file: IO[bytes], *, icc: bytes | None, exif: bytes | None
+) -> None:
+    """Write a PNG band by band into ``file``: one zlib stream, IDAT chunks as it fills."""
+    import numpy as np
+
+    depth = 16 if layout.sixteen else 8
+    header = struct.pack(">IIBBBBB", layout.width, layout.height, depth,
+                         _PNG_COLOUR_TYPES[layout.channels], 0, 0, 0)
+    file.write(_PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_metadata(icc=icc, exif=exif))
+    compressor = zlib.compressobj(_PNG_COMPRESS_LEVEL)
+    pixel_bytes = layout.channels * depth // 8
+    previous = np.zeros(layout.width * pixel_bytes, dtype=np.uint8)
+    for _, band in _bands(picture, layout):
+        rows = (band.astype(">u2") if layout.sixteen else band).view(np.uint8)
+        rows = rows.reshape(band.shape[0], -1)
+        data = compressor.compress(_png_filter(rows, previous, pixel_bytes))
+        previous = rows[-1]
+        if data:
+            file.write(_png_chunk(b"IDAT", data))
+    file.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
+
+
+def _png_filter(rows: np.ndarray, previous: np.ndarray, pixel_bytes: int) -> bytes:
+    """Filter each row of bytes with the PNG filter (none, sub, up, average, Paeth) that gives the
+    smallest sum of absolute signed bytes, libpng's heuristic; ``previous`` is the row above."""
+    import numpy as np
+
+    here = rows.astype(np.int16)
+    up = np.empty_like(here)
+    up[0], up[1:] = previous, here[:-1]
+    left = np.zeros_like(here)
+    left[:, pixel_bytes:] = here[:, :-pixel_bytes]
+    up_left = np.zeros_like(here)
+    up_left[:, pixel_bytes:] = up[:, :-pixel_bytes]
+    from_left, from_up = np.abs(up - up_left), np.abs(left - up_left)
+    from_corner = np.abs(left + up - 2 * up_left)
+    paeth = np.where((from_left <= from_up) & (from_left <= from_corner), left,
+                     np.where(from_up <= from_corner, up, up_left))
+    candidates = np.stack(
+        [here, here - left, here - up, here - ((left + up) >> 1), here - paeth]
+    ).astype(np.uint8)
+    cost = np.abs(candidates.view(np.int8).astype(np.int16)).sum(axis=2, dtype=np.int64)
+    choice = cost.argmin(axis=0)
+    filtered = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
+    filtered[:, 0] = choice
+    filtered[:, 1:] = candidates[choice, np.arange(rows.shape[0])]
+    return filtered.tobytes()
+
+
+def _png_metadata(*, icc: bytes | None, exif: bytes | None) -> bytes:
+    """The iCCP and eXIf chunks that follow IHDR."""
     chunks = b""
     if icc:
         chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if exif:
         chunks += _png_chunk(b"eXIf", exif.removeprefix(_EXIF_HEADER))
-    return png[:end_of_header] + chunks + png[end_of_header:]
+    return chunks
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return (struct.pack(">I", len(payload)) + kind + payload
             + struct.pack(">I", zlib.crc32(kind + payload)))
+
+
+def text_strip(text: str, *, width: int, font_size: int = 14) -> torch.Tensor:
+    """``text`` in black on white, word-wrapped to ``width`` pixels: (1,3,h,width) in [0,1] (captions under grids)."""
+    import numpy as np
+    import torch
+    from PIL import ImageDraw, ImageFont
+
+    image_module = _pillow()
+    font = ImageFont.load_default(size=font_size)
+    measure = ImageDraw.Draw(image_module.new("L", (1, 1)))
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and measure.textlength(candidate, font=font) <= width - 8:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    line_height = font_size + 4
+    canvas = image_module.new("L", (width, line_height * max(len(lines), 1) + 6), 255)
+    draw = ImageDraw.Draw(canvas)
+    for row, line in enumerate(lines):
+        draw.text((4, 3 + row * line_height), line, fill=0, font=font)
+    grey = torch.from_numpy(np.asarray(canvas, dtype=np.float32) / 255.0)
+    return grey.expand(1, 3, *grey.shape).clone()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""Image quality metrics for super-resolution: PSNR and SSIM, on RGB or on BT.601 luma.
+"""Image quality metrics: PSNR and SSIM, on RGB or on BT.601 luma, over the image or inside a mask.
 
 Pure tensor functions. Images are float (B,C,H,W) or (C,H,W) in [0,1]; batches give the
 mean of the per-image values. Everything is computed in float64 on the 0..255 scale, as the
@@ -8,7 +8,9 @@ the inputs are the same 8-bit images.
 SSIM is Wang et al., "Image quality assessment: from error visibility to structural
 similarity" (IEEE TIP 2004): an 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03,
 statistics over the window positions that fit inside the image ("valid"), averaged over the
-map and over channels.
+map and over channels. The masked variants (inpainting: scores inside the hole) average the
+squared error over the mask's pixels, and the SSIM map over the window positions whose centre
+lies in the mask.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["psnr", "rgb_to_y", "ssim"]
+__all__ = ["masked_psnr", "masked_ssim", "psnr", "rgb_to_y", "ssim"]
 
 # ITU-R BT.601 luma for [0,1] RGB as MATLAB's rgb2ycbcr computes it (studio range 16..235).
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -65,9 +67,40 @@ def ssim(
 ) -> float:
     """Structural similarity (Wang et al. 2004), mean over the map and the channels."""
     import torch
-    import torch.nn.functional as F
 
     prediction, reference = _prepare(prediction, reference, shave=shave, y_channel=y_channel)
+    batch = prediction.shape[0]
+    per_image = _ssim_map(prediction, reference).reshape(batch, -1).mean(dim=1)
+    return float(torch.mean(per_image))
+
+
+def masked_psnr(prediction: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR in dB over the pixels where ``mask`` (B,1,H,W) is set, all channels; ``inf`` if they match."""
+    prediction, reference = _prepare(prediction, reference, shave=0, y_channel=False)
+    selected = mask.detach().to(prediction.dtype).expand_as(prediction) > 0.5
+    if not bool(selected.any()):
+        raise ValueError("the mask selects no pixel")
+    error = float((prediction - reference)[selected].square().mean())
+    return math.inf if error == 0 else 10.0 * math.log10(_PEAK**2 / error)
+
+
+def masked_ssim(prediction: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> float:
+    """SSIM averaged over the window positions whose centre pixel ``mask`` (B,1,H,W) sets, and the channels."""
+    prediction, reference = _prepare(prediction, reference, shave=0, y_channel=False)
+    ssim_map = _ssim_map(prediction, reference)  # (B, C, H-10, W-10): window centres 5 px in
+    margin = _SSIM_WINDOW // 2
+    centres = mask.detach()[..., margin : margin + ssim_map.shape[-2], margin : margin + ssim_map.shape[-1]] > 0.5
+    selected = centres.expand_as(ssim_map)
+    if not bool(selected.any()):
+        raise ValueError(f"the mask selects no pixel at least {margin} px inside the image")
+    return float(ssim_map[selected].mean())
+
+
+def _ssim_map(prediction: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """The SSIM map (B,C,H-10,W-10) of two prepared images (float64, 0..255)."""
+    import torch
+    import torch.nn.functional as F
+
     height, width = prediction.shape[-2:]
     if min(height, width) < _SSIM_WINDOW:
         raise ValueError(
@@ -93,8 +126,7 @@ def ssim(
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
     )
-    per_image = ssim_map.reshape(batch, -1).mean(dim=1)
-    return float(torch.mean(per_image))
+    return ssim_map.reshape(batch, channels, *ssim_map.shape[-2:])
 
 
 def _prepare(

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from imgan import hub
-from imgan.archs import ARCHS, Arch, build_model, detect_arch, get_arch
+from imgan.archs import ARCHS, Arch, ScriptedArch, build_model, detect_arch, get_arch, get_scripted_arch
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ModelChoiceError, ModelError
 
@@ -75,6 +75,33 @@ def _describe(
         value_range=(float(value_range[0]), float(value_range[1])),
         tileable=arch.tileable,
         tile_overlap=arch.tile_overlap,
+        working_size=arch.working_size,
+        params=dict(params),
+    )
+
+
+def _describe_scripted(
+    script: torch.nn.Module, *, name: str, task: str, arch: ScriptedArch, params: Mapping[str, Any]
+) -> ModelDescriptor:
+    """Wrap a loaded TorchScript network as its family declares, and describe the result."""
+    try:
+        module = arch.wrap(script, **params)
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"{name}: cannot wrap it as {arch.name} with {dict(params)}: {error}") from error
+    return ModelDescriptor(
+        module=module,
+        name=name,
+        arch=arch.name,
+        task=task,
+        scale=int(module.scale),
+        in_channels=int(module.in_channels),
+        out_channels=int(module.out_channels),
+        size_multiple=int(module.size_multiple),
+        value_range=arch.value_range,
+        tileable=arch.tileable,
+        tile_overlap=arch.tile_overlap,
+        supports_half=arch.supports_half,
+        working_size=arch.working_size,
         params=dict(params),
     )
 
@@ -104,6 +131,14 @@ def _load_registry_model(
         companions = [s.name for s in hub.registry().values() if s.denoise_companion]
         raise ModelChoiceError(
             f"--denoise needs a model with a denoise companion ({', '.join(companions)}); {name!r} has none")
+    if spec.builtin:  # no file: the network is its params (OpenCV's classical inpainting)
+        state_dict = build_model(spec.arch, spec.params).state_dict()
+        return _describe(state_dict, name=name, task=task, arch=get_arch(spec.arch), params=spec.params,
+                         value_range=spec.value_range)
+    if spec.format == "torchscript":  # code: loaded only once fetch has checked the pinned digest
+        script = hub.load_torchscript(hub.fetch(spec, progress=progress))
+        return _describe_scripted(script, name=name, task=task, arch=get_scripted_arch(spec.arch),
+                                  params=spec.params)
     state_dict, _ = hub.load_state_dict(hub.fetch(spec, progress=progress), key=spec.key or None)
     if denoise is not None:
         companion = hub.get_spec(spec.denoise_companion)
@@ -118,6 +153,8 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
         raise ModelError(f"{path}: no such model file")
     if denoise is not None:
         raise ModelChoiceError("--denoise works with registry models that have a denoise companion, not files")
+    if hub.is_torchscript(path):
+        return _load_local_torchscript(path, task=task)
     state_dict, metadata = hub.load_state_dict(path)
     value_range = None
     if "arch" in metadata:  # written by imgan train
@@ -136,6 +173,20 @@ def _load_local_model(path: Path, *, task: str, denoise: float | None) -> ModelD
     log.debug("%s: %s %s", path, arch.name, params)
     return _describe(state_dict, name=path.stem, task=task, arch=arch, params=params,
                      value_range=value_range)
+
+
+def _load_local_torchscript(path: Path, *, task: str) -> ModelDescriptor:
+    """A TorchScript file the user has (IOPaint's cache, say): loaded only if it is one the registry pins."""
+    spec = hub.registry_spec_for_file(path, format="torchscript")
+    if spec is None:
+        known = ", ".join(s.name for s in hub.registry().values() if s.format == "torchscript")
+        raise ModelError(f"{path}: a TorchScript file runs code, and this one is none of the files the registry "
+                         f"pins ({known}); imgan loads only those")
+    if spec.task != task:
+        raise ModelError(f"{path}: this is {spec.name}, a {spec.task} model, not {task}")
+    log.info("%s: the registry's %s (digest matched)", path, spec.name)
+    return _describe_scripted(hub.load_torchscript(path), name=path.stem, task=task,
+                              arch=get_scripted_arch(spec.arch), params=spec.params)
 
 
 def load_model(

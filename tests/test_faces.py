@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from imgan.cli import app
 from imgan.engine import Engine
 from imgan.errors import InputError, UsageError
 from imgan.faces import FaceBox, detect_faces, parse_face_box
@@ -139,11 +142,41 @@ def test_parse_face_box(text: str, box: FaceBox) -> None:
     assert str(parse_face_box(text)) == f"{box.x},{box.y},{box.width},{box.height}"
 
 
-@pytest.mark.parametrize("text", ["", "1,2,3", "1,2,3,4,5", "a,b,c,d", "1.5,2,3,4", "1,2,0,4", "1,2,3,-4", "1;2;3;4"])
+@pytest.mark.parametrize("text", ["", "1,2,3", "1,2,3,4,5", "a,b,c,d", "1.5,2,3,4", "1,2,0,4", "1,2,3,-4", "1;2;3;4",
+                                  f"0,0,{10**30},8", f"-{2**31},0,8,8", "0,0,8," + "9" * 5000])
 def test_parse_face_box_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="--face") as info:
         parse_face_box(text)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_absurd_face_box_is_a_usage_error_before_any_work(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["age", str(tmp_path / "missing.png"), "--model", str(tmp_path / "none.pth"),
+                                      "--face", f"0,0,{10**30},8"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: --face '0,0,{10**30},8': numbers must lie within +-2147483647 pixels"
+
+
+def test_a_box_outside_one_picture_fails_that_picture_alone(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from imgan.archs import build_model
+
+    torch.manual_seed(0)
+    torch.save(build_model("aginggan", {"num_features": 4, "num_blocks": 1}).state_dict(), tmp_path / "older.pth")
+    Image.new("RGB", (24, 8), (90, 60, 40)).save(tmp_path / "strip.png")
+    Image.new("RGB", (64, 64), (90, 60, 40)).save(tmp_path / "square.png")
+    result = CliRunner().invoke(app, ["age", str(tmp_path / "strip.png"), str(tmp_path / "square.png"), "--model",
+                                      str(tmp_path / "older.pth"), "--face", "30,20,4000,4000", "-q"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"failed: {tmp_path / 'strip.png'}: face box 30,20,4000,4000 lies outside "
+                                     "the 24x8 image")
+    assert result.stdout.strip() == str(tmp_path / "square_aged.png")
+    assert not (tmp_path / "strip_aged.png").exists()
+
+
+def test_parse_face_box_takes_the_largest_png_side() -> None:
+    assert parse_face_box(f"-{2**31 - 1},0,{2**31 - 1},1") == FaceBox(-(2**31 - 1), 0, 2**31 - 1, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +275,51 @@ def test_tiny_picture(engine: Engine) -> None:
         age_picture(picture, engine)
     result = age_picture(picture, engine, faces=[FaceBox(0, 0, 8, 8)])
     assert result.rgb.shape == (1, 3, 8, 8)
+
+
+def _age_face_whole_crop(image: torch.Tensor, face: FaceBox, engine: Engine) -> None:
+    """The straightforward framing, holding the whole padded crop: what the windowed one must match."""
+    import torch.nn.functional as F
+
+    height, width = image.shape[-2:]
+    left, top, side = crop_box(face)
+    x0, y0, x1, y1 = max(left, 0), max(top, 0), min(left + side, width), min(top + side, height)
+    pads = (x0 - left, left + side - x1, y0 - top, top + side - y1)
+    crop = F.pad(image[..., y0:y1, x0:x1], pads, mode="replicate")
+    model_in = F.interpolate(crop, size=(MODEL_SIDE, MODEL_SIDE), mode="bicubic", align_corners=False,
+                             antialias=side > MODEL_SIDE).clamp(0, 1) if side != MODEL_SIDE else crop
+    aged = engine.run(model_in).clamp(0, 1)
+    change = F.interpolate(aged - model_in, size=(side, side), mode="bicubic", align_corners=False,
+                           antialias=side < MODEL_SIDE)
+    mask = feather_mask(side)
+    blended = torch.where(mask > 0, (crop + mask * change).clamp(0, 1), crop)
+    image[..., y0:y1, x0:x1] = blended[..., y0 - top:y1 - top, x0 - left:x1 - left]
+
+
+@pytest.mark.parametrize("face", [FaceBox(100, 80, 20, 20), FaceBox(100, 80, 97, 97), FaceBox(100, 80, 256, 256),
+                                  FaceBox(-20, 0, 80, 80), FaceBox(300, 250, 60, 60), FaceBox(-100, -100, 300, 600)])
+def test_windowed_framing_matches_the_whole_crop(face: FaceBox, engine: Engine) -> None:
+    image = torch.rand(1, 3, 300, 360, generator=torch.Generator().manual_seed(1))
+    expected = image.clone()
+    _age_face_whole_crop(expected, face, engine)
+    result = age_picture(_picture(image), engine, faces=[face])
+    assert (result.rgb - expected).abs().max() < 1e-4
+    assert not torch.equal(result.rgb, image)
+
+
+@pytest.mark.parametrize("face", [FaceBox(0, 0, 4000, 4000), FaceBox(-(2**31 - 2), 3, 2**31 - 1, 2**31 - 1)])
+def test_a_box_far_larger_than_the_picture_is_clipped(face: FaceBox, engine: Engine) -> None:
+    picture = _picture(torch.rand(1, 3, 8, 24), name="small.png")
+    recorder = RecordingEngine(engine)
+    result = age_picture(picture, recorder, faces=[face])
+    assert recorder.shapes == [(1, 3, MODEL_SIDE, MODEL_SIDE)]
+    assert result.rgb.shape == (1, 3, 8, 24)
+
+
+def test_clipped_box_lies_within_the_picture_grown_by_its_size() -> None:
+    assert age_module._clip_box(FaceBox(0, 0, 4000, 4000), 24, 8) == FaceBox(0, 0, 48, 16)
+    assert age_module._clip_box(FaceBox(-10**9, -5, 10**9 + 30, 10), 24, 8) == FaceBox(-24, -5, 54, 10)
+    assert age_module._clip_box(FaceBox(-20, 0, 80, 80), 512, 512) == FaceBox(-20, 0, 80, 80)  # cut by the border
 
 
 def test_face_outside_the_picture(engine: Engine) -> None:

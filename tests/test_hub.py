@@ -40,7 +40,7 @@ from imgan.hub import (
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 WELL_FORMED_DIGEST = (
-    r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}|sha256-prefix:[0-9a-f]{8,64}|unpublished"
+    r"sha256:[0-9a-f]{64}|md5:[0-9a-f]{32}|gitblob:[0-9a-f]{40}|sha256-prefix:[0-9a-f]{8,64}|unpublished|none"
 )
 ARCH_PARAMS = {
     "rrdbnet": {"in_channels", "out_channels", "num_features", "num_blocks", "num_grow", "scale"},
@@ -50,6 +50,14 @@ ARCH_PARAMS = {
     "pix2pix": {"in_channels", "out_channels", "num_features", "num_downs", "dropout"},
     "aginggan": {"in_channels", "out_channels", "num_features", "num_blocks"},
     "vgg19": set(),  # the perceptual-loss feature extractor: fixed torchvision architecture
+    "inpaint_ffc": {"in_channels", "out_channels", "num_features", "num_blocks"},
+    "inpaint_opencv": {"method", "radius"},  # builtin: OpenCV, no file
+    "inpaint_migan": {"resolution"},  # TorchScript: params of the wrapper
+    "inpaint_lama": set(),
+    "inception-fid": set(),  # FID's feature extractor: fixed architecture (imgan.archs.inception)
+    "glyph-classifier": set(),  # the text2img default's measuring classifier: its defaults
+    "dfgan": {"image_size", "num_features", "noise_dim", "cond_dim", "out_channels", "text_encoder", "vocab_size",
+              "embedding_dim"},
 }
 
 
@@ -562,9 +570,11 @@ def test_verify_cache_of_the_registry_reports_cached_files_only() -> None:
     results = {name: (ok, reason) for name, _, ok, reason in verify_cache()}
 
     # The corrupted download, and the weights that ship inside the package (always present).
-    assert set(results) == {"realesr-animevideov3", "imgan-sr-x4", "imgan-sketch2photo"}
+    shipped = {name for name, entry in registry().items() if entry.embedded}
+    assert {"imgan-sr-x4", "imgan-sketch2photo", "imgan-text2img"} <= shipped
+    assert set(results) == {"realesr-animevideov3", *shipped}
     assert results["realesr-animevideov3"] == (False, f"size is 15 bytes, expected {spec.size}")
-    assert results["imgan-sr-x4"] == results["imgan-sketch2photo"] == (True, "ok")
+    assert all(results[name] == (True, "ok") for name in shipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -656,7 +666,8 @@ def test_real_registry_entries_are_well_formed() -> None:
     for name, spec in specs.items():
         assert spec.name == name
         assert re.fullmatch(WELL_FORMED_DIGEST, spec.digest), name
-        assert spec.embedded or spec.urls, name
+        assert bool(spec.embedded or spec.urls) != spec.builtin, name  # a file to use, or none at all
+        assert (spec.digest == "none") == spec.builtin, name
         if spec.digest == "unpublished":  # upstream serves these over plain http only, with no digest
             assert all(url.startswith("http://efrosgans.eecs.berkeley.edu/") for url in spec.urls), name
         else:

@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -20,6 +21,7 @@ from PIL import Image, ImageCms, ImageFile, ImageOps
 
 from imgan import io as imgan_io
 from imgan.errors import InputError, OutputError
+from imgan.files import STALE_TEMPORARY_SECONDS
 from imgan.io import (
     Picture,
     decode_picture,
@@ -597,6 +599,24 @@ def _float_tiff(path: Path) -> None:
     Image.fromarray(np.zeros((4, 4), dtype=np.float32)).save(path, format="TIFF")
 
 
+def _float_rgb_tiff(path: Path) -> None:  # Pillow has no mode for it and cannot open it at all
+    assert cv2.imwrite(str(path), RNG.random((4, 5, 3), dtype=np.float32))
+
+
+def _png_with_a_flipped_pixel_byte(path: Path) -> None:  # Pillow alone decodes it into other pixels
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path, compress_level=0)
+    data = bytearray(path.read_bytes())
+    data[data.index(b"IDAT") + 20] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def _palette_png_without_plte(path: Path) -> None:
+    rows = b"".join(b"\0" + bytes([1, 2, 3, 4]) for _ in range(4))
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 3, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows))
+                     + png_chunk(b"IEND", b""))
+
+
 @pytest.mark.parametrize(
     ("make", "name", "words"),
     [
@@ -611,6 +631,10 @@ def _float_tiff(path: Path) -> None:
         (_directory, "folder.png", "directory"),
         (_unsupported_format, "icon.ico", "not a format imgan reads"),
         (_float_tiff, "float.tif", "not supported"),
+        (_float_rgb_tiff, "float_rgb.tif",
+         "TIFF with 32-bit floating-point samples (RGB, 3 per pixel) is not supported"),
+        (_palette_png_without_plte, "nopalette.png", "palette image without its PLTE"),
+        (_png_with_a_flipped_pixel_byte, "flipped.png", "its 'IDAT' chunk fails its checksum"),
     ],
 )
 def test_unreadable_inputs_raise_input_error_naming_the_file(
@@ -625,6 +649,16 @@ def test_unreadable_inputs_raise_input_error_naming_the_file(
     assert words in message
     assert "\n" not in message
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_a_bad_checksum_on_an_ancillary_chunk_is_ignored() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (3, 2), (10, 20, 30)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    end = data.rindex(b"IEND") - 4
+    text = struct.pack(">I", 3) + b"tEXt" + b"a\0b" + b"\0\0\0\0"  # after the pixels, checksum 0
+    picture = decode_picture(data[:end] + text + data[end:], name="x.png")
+    assert as_uint(picture.rgb, 255)[0, 0].tolist() == [10, 20, 30]
 
 
 def test_decode_of_garbage_bytes_names_the_stream() -> None:
@@ -669,6 +703,61 @@ def test_interrupted_write_removes_temporary_file(
         write_picture(make_picture(np.zeros((4, 4, 3))), target)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def _age(path: Path, seconds: float) -> Path:
+    """Set a file's modification time ``seconds`` into the past."""
+    when = time.time() - seconds
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+def test_old_temporary_files_of_a_killed_run_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    stale = STALE_TEMPORARY_SECONDS + 60
+    (tmp_path / "sub").mkdir()
+    old = [tmp_path / name for name in (".out.png.k2j_x9aq.tmp", ".a.b.c.jpg.00000000.tmp")]
+    for path in old:
+        path.write_bytes(b"half")
+        _age(path, stale)
+    kept = {
+        ".out.png.abcd1234.tmp": "fresh",  # a write still under way in another process
+        ".out.png.ABCD1234.tmp": "other",  # not tempfile's alphabet
+        "out.png.abcd1234.tmp": "other",  # no leading dot
+        ".out.png.abcd123.tmp": "other",  # 7 random characters
+        ".notes.tmp": "other",
+        "sub/.out.png.abcd1234.tmp": "other folder",
+    }
+    for name, why in kept.items():
+        (tmp_path / name).write_bytes(b"keep")
+        if why != "fresh":
+            _age(tmp_path / name, stale)
+    (tmp_path / ".dir.png.abcd1234.tmp").mkdir()
+    _age(tmp_path / ".dir.png.abcd1234.tmp", stale)
+    (tmp_path / ".link.png.abcd1234.tmp").symlink_to(tmp_path / "sub" / ".out.png.abcd1234.tmp")
+    _age(tmp_path / ".link.png.abcd1234.tmp", stale)
+
+    write_picture(make_picture(np.zeros((2, 2, 3))), tmp_path / "new.png")
+    assert not any(path.exists() for path in old)
+    assert all((tmp_path / name).read_bytes() == b"keep" for name in kept)
+    assert (tmp_path / ".dir.png.abcd1234.tmp").is_dir() and (tmp_path / ".link.png.abcd1234.tmp").is_symlink()
+
+
+def test_temporary_files_of_other_users_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = tmp_path / ".out.png.abcd1234.tmp"
+    stale.write_bytes(b"theirs")
+    _age(stale, STALE_TEMPORARY_SECONDS + 60)
+    monkeypatch.setattr(os, "getuid", lambda: stale.stat().st_uid + 1, raising=False)
+    write_picture(make_picture(np.zeros((2, 2, 3))), tmp_path / "new.png")
+    assert stale.read_bytes() == b"theirs"
+
+
+def test_a_folder_is_swept_once_per_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scans: list[str] = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: scans.append(os.fspath(path)) or scandir(path))
+    for index in range(3):
+        write_picture(make_picture(np.zeros((2, 2, 3))), tmp_path / f"new{index}.png")
+    assert scans == [str(tmp_path)]
 
 
 def test_write_creates_missing_folders(tmp_path: Path) -> None:

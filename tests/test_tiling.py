@@ -1,4 +1,4 @@
-"""Tiling invariants: coverage, blend weights, and tiled output equal to untiled output."""
+"""Tiling invariants: coverage, blend weights, tiled output equal to untiled output, resized tile by tile."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ import logging
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from imgan.descriptor import ModelDescriptor
-from imgan.engine import Engine
-from imgan.tiling import axis_weights, pad_to_multiple, plan_tiles, run_tiled, tile_starts
+from imgan.engine import Engine, resize_to
+from imgan.tiling import (
+    Resampler,
+    assemble,
+    axis_weights,
+    pad_to_multiple,
+    plan_tiles,
+    resized_blocks,
+    run_tiled,
+    tile_starts,
+    tiled_blocks,
+)
 
 
 class LocalNet(nn.Module):
@@ -177,3 +188,86 @@ def test_non_finite_low_precision_output_falls_back_to_fp32(caplog: pytest.LogCa
     assert bool(torch.isfinite(result).all())
     assert engine.dtype == torch.float32
     assert "switching to fp32" in caplog.text
+
+
+class OutOfRange(nn.Module):
+    """LocalNet stretched past [0,1], as real super-resolution outputs are before clamping."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.inner = LocalNet(scale)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * 1.6 - 0.3
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("sizes", [(37, 74), (64, 16), (388, 291), (97, 33), (10, 10), (5, 40), (3, 1), (1, 4)])
+def test_resampler_taps_are_those_of_interpolate(antialias: bool, sizes: tuple[int, int]) -> None:
+    in_size, out_size = sizes
+    values = torch.rand(1, 2, in_size, 7)
+    expected = F.interpolate(values, size=(out_size, 7), mode="bicubic", align_corners=False, antialias=antialias)
+    taps = Resampler.bicubic(in_size, out_size, antialias=antialias)
+    assert (taps(values, dim=-2) - expected).abs().max().item() < 1e-5
+    assert (taps(values.transpose(-1, -2), dim=-1) - expected.transpose(-1, -2)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("factor", [0.05, 0.25, 0.5, 0.75, 1.3])  # 0.05: several rows of tiles per pixel
+def test_tiled_blocks_resized_equal_resizing_the_whole_output(scale: int, factor: float) -> None:
+    torch.manual_seed(3)
+    net = OutOfRange(scale).eval()
+    image = torch.rand(1, 3, 70, 45)
+    size = (round(70 * scale * factor), round(45 * scale * factor))
+    with torch.no_grad():
+        expected = resize_to(net(image).clamp(0, 1), *size)
+        blocks = tiled_blocks(net, image, scale=scale, tile_size=32, overlap=16, batch_size=2, size=size)
+        result = assemble(blocks, *size)
+    assert result.shape == expected.shape
+    assert (result - expected).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("size", [None, (150, 61)])
+def test_tiled_blocks_cover_the_output_once_and_come_finished(size: tuple[int, int] | None) -> None:
+    net = LocalNet(2).eval()
+    image = torch.rand(1, 3, 100, 90)
+    height, width = size or (200, 180)
+    seen = torch.zeros(height, width)
+    with torch.no_grad():
+        whole = net(image) if size is None else resize_to(net(image).clamp(0, 1), *size)
+        for top, left, pixels in tiled_blocks(net, image, scale=2, tile_size=32, overlap=16, size=size):
+            rows, cols = slice(top, top + pixels.shape[-2]), slice(left, left + pixels.shape[-1])
+            seen[rows, cols] += 1
+            assert (pixels - whole[..., rows, cols]).abs().max().item() < 1e-5  # final when handed over
+    assert bool((seen == 1).all())
+
+
+def test_tiled_blocks_crop_drops_padding() -> None:
+    net = LocalNet(2).eval()
+    padded = pad_to_multiple(torch.rand(1, 3, 45, 67), 8)
+    with torch.no_grad():
+        expected = net(padded)[..., :90, :134]
+        result = assemble(tiled_blocks(net, padded, scale=2, tile_size=32, overlap=16, multiple=8, crop=(90, 134)),
+                          90, 134)
+    assert (result - expected).abs().max().item() < 1e-5
+
+
+def test_resized_blocks_equal_resize_to() -> None:
+    image = torch.rand(1, 1, 53, 41)
+    for height, width in [(160, 120), (20, 17), (53, 90)]:
+        result = assemble(resized_blocks(image, height, width, block_pixels=500), height, width)
+        assert (result - resize_to(image, height, width)).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.5, 4.0])
+def test_engine_blocks_resized_equal_resizing_its_whole_output(scale: float) -> None:
+    torch.manual_seed(4)
+    net = OutOfRange(4)
+    engine = Engine(descriptor_for(net, scale=4, multiple=2), torch.device("cpu"), tile_size=32)
+    image = torch.rand(1, 3, 45, 67)
+    size = (round(45 * scale), round(67 * scale))
+    result = assemble(engine.run_blocks(image, size=size), *size)
+    with torch.no_grad():
+        expected = resize_to(net(pad_to_multiple(image, 2))[..., :180, :268].clamp(0, 1), *size)
+    assert (result - expected).abs().max().item() < 1e-5

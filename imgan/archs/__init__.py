@@ -15,16 +15,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgan.archs import aginggan, cyclegan, pix2pix, rrdbnet, srresnet, srvgg
-from imgan.archs._arch import NORMALISATIONS, Arch
+from imgan.archs import aginggan, cyclegan, dfgan, pix2pix, rrdbnet, srresnet, srvgg
+from imgan.archs import inpaint_ffc, inpaint_lama, inpaint_migan, inpaint_opencv
+from imgan.archs._arch import NORMALISATIONS, Arch, ScriptedArch
 from imgan.errors import ModelError
 
-__all__ = ["ARCHS", "NORMALISATIONS", "Arch", "build_model", "detect_arch", "get_arch"]
+__all__ = ["ARCHS", "NORMALISATIONS", "SCRIPTED_ARCHS", "Arch", "ScriptedArch", "build_model", "detect_arch",
+           "get_arch", "get_scripted_arch"]
 
 ARCHS: dict[str, Arch] = {
     arch.name: arch
-    for arch in (rrdbnet.ARCH, srvgg.ARCH, srresnet.ARCH, cyclegan.ARCH, pix2pix.ARCH, aginggan.ARCH)
+    for arch in (rrdbnet.ARCH, srvgg.ARCH, srresnet.ARCH, cyclegan.ARCH, pix2pix.ARCH, aginggan.ARCH, dfgan.ARCH)
 }
+ARCHS.update((arch.name, arch) for arch in (inpaint_ffc.ARCH, inpaint_opencv.ARCH))
+# Families published only as TorchScript: loaded from pinned files, wrapped, never built or detected.
+SCRIPTED_ARCHS: dict[str, ScriptedArch] = {arch.name: arch for arch in (inpaint_migan.ARCH, inpaint_lama.ARCH)}
 
 
 def _known() -> str:
@@ -36,6 +41,15 @@ def get_arch(name: str) -> Arch:
     arch = ARCHS.get(name)
     if arch is None:
         raise ModelError(f"unknown architecture {name!r}; imgan knows: {_known()}")
+    return arch
+
+
+def get_scripted_arch(name: str) -> ScriptedArch:
+    """The TorchScript family called ``name``; a ModelError listing them if there is none."""
+    arch = SCRIPTED_ARCHS.get(name)
+    if arch is None:
+        raise ModelError(f"{name!r} is not a TorchScript family; imgan loads TorchScript for: "
+                         f"{', '.join(SCRIPTED_ARCHS)}")
     return arch
 
 

@@ -12,6 +12,9 @@ the published key layouts, so upstream discriminator checkpoints load without re
   ``weight_v``) are the ones in that file.
 - ``PatchDiscriminator``: junyanz/pytorch-CycleGAN-and-pix2pix ``NLayerDiscriminator``
   (BSD), the 70x70 PatchGAN of pix2pix (Isola et al., CVPR 2017) with 3 layers.
+- ``SNPatchDiscriminator``: the SN-PatchGAN of DeepFill v2 (Yu et al., "Free-Form Image Inpainting
+  with Gated Convolution", ICCV 2019, arXiv:1806.03589): six 5x5 stride-2 convs with spectral norm
+  on the image and its mask; written from the paper (no published PyTorch layout to follow).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-__all__ = ["PatchDiscriminator", "UNetDiscriminatorSN", "VGGStyleDiscriminator"]
+__all__ = ["PatchDiscriminator", "SNPatchDiscriminator", "UNetDiscriminatorSN", "VGGStyleDiscriminator"]
 
 _SLOPE = 0.2
 
@@ -169,3 +172,32 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+class SNPatchDiscriminator(nn.Module):
+    """DeepFill v2's SN-PatchGAN: every element of its (B,C,h,w) output is a logit for one patch.
+
+    Input: the image and its mask (1 = hole) concatenated, (B,4,H,W); H and W at least 64. Channels
+    ``num_features`` x (1, 2, 4, 4, 4, 4); LeakyReLU(0.2) after all but the last conv. ``spectral``
+    False leaves the spectral norm out: a Wasserstein critic trained with a gradient penalty
+    (``--gan wgan-gp``) is constrained by the penalty instead.
+    """
+
+    def __init__(self, *, in_channels: int = 4, num_features: int = 64, num_layers: int = 6,
+                 spectral: bool = True) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        wrap = spectral_norm if spectral else (lambda layer: layer)
+        widths = [num_features * min(2**index, 4) for index in range(num_layers)]
+        self.convs = nn.ModuleList(
+            wrap(nn.Conv2d(previous, width, 5, stride=2, padding=2))
+            for previous, width in zip([in_channels, *widths[:-1]], widths, strict=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index, conv in enumerate(self.convs):
+            x = conv(x)
+            if index < len(self.convs) - 1:
+                x = F.leaky_relu(x, _SLOPE)
+        return x

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from imgan.batch import Worker
-from imgan.engine import Engine, resize_to
+from imgan.engine import Engine
 from imgan.errors import InputError
-from imgan.io import Picture
+from imgan.io import Picture, blank_picture, put_block
+from imgan.tiling import resized_blocks
 
 ALPHA_MODES = ("model", "resize", "drop")
 
@@ -19,13 +19,16 @@ def output_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 
 def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = None,
-                    alpha: str = "model") -> Picture:
+                    alpha: str = "model", quantized: bool = False) -> Picture:
     """Upscale ``picture`` by ``scale`` (default: the model's own) with ``engine``.
 
-    Any other factor than the model's runs the model and then resizes to the exact size with
-    antialiased bicubic. The alpha channel is upscaled by the model (as a grey image), resized,
-    or dropped, as ``alpha`` says (a constant alpha is always just resized). Grayscale pictures
-    run as grey RGB; the writer stores them as grayscale again.
+    Any other factor than the model's resizes the model's output to the exact size with
+    antialiased bicubic (tile by tile, see ``Engine.run_blocks``). The alpha channel is upscaled
+    by the model (as a grey image), resized, or dropped, as ``alpha`` says (a constant alpha is
+    always just resized). Grayscale pictures run as grey RGB; the writer stores them as
+    grayscale again. ``quantized`` builds the result as the levels it will be written with
+    (see ``io.blank_picture``), block by block as the model finishes them: peak memory is then
+    the output's own size plus the input and about one tile, at any scale.
     """
     if alpha not in ALPHA_MODES:
         raise InputError(f"--alpha {alpha!r}: use one of {', '.join(ALPHA_MODES)}")
@@ -35,19 +38,25 @@ def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = N
         raise InputError(f"--scale {scale}: use a positive factor")
     height, width = picture.rgb.shape[-2:]
     target = output_size(height, width, factor)
+    keep_alpha = picture.alpha is not None and alpha != "drop"
+    result = blank_picture(picture, *target, alpha=keep_alpha, quantized=quantized)
 
-    rgb = resize_to(engine.run(picture.rgb).clamp_(0.0, 1.0), *target)
-    alpha_out = None
-    if picture.alpha is not None and alpha != "drop":
+    for block in engine.run_blocks(picture.rgb, size=target):
+        put_block(result, block.top, block.left, rgb=block.pixels)
+        del block  # a view of a whole tile's output: let it go before the next tile runs
+    if picture.alpha is not None and keep_alpha:
         constant = bool(picture.alpha.min() == picture.alpha.max())
         if alpha == "model" and not constant:
-            grey = engine.run(picture.alpha.expand(-1, 3, -1, -1)).clamp_(0.0, 1.0)
-            alpha_out = resize_to(grey.mean(dim=1, keepdim=True), *target)
+            for block in engine.run_blocks(picture.alpha.expand(-1, 3, -1, -1), size=target):
+                grey = block.pixels.clamp(0.0, 1.0).mean(dim=1, keepdim=True)
+                put_block(result, block.top, block.left, alpha=grey)
+                del block, grey
         else:
-            alpha_out = resize_to(picture.alpha, *target)
-    return dataclasses.replace(picture, rgb=rgb, alpha=alpha_out)
+            for block in resized_blocks(picture.alpha, *target):
+                put_block(result, block.top, block.left, alpha=block.pixels)
+    return result
 
 
 def worker(engine: Engine, *, scale: float | None = None, alpha: str = "model") -> Worker:
-    """The batch worker of ``imgan upscale`` on one engine."""
-    return lambda picture, _: upscale_picture(picture, engine, scale=scale, alpha=alpha)
+    """The batch worker of ``imgan upscale`` on one engine: results quantized for the writer."""
+    return lambda picture, _: upscale_picture(picture, engine, scale=scale, alpha=alpha, quantized=True)

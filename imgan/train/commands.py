@@ -38,8 +38,9 @@ __all__ = ["ConsoleReporter", "train_app"]
 
 train_app = typer.Typer(
     help="Train GANs on folders of images: super-resolution (srresnet, srgan, esrgan, realesrgan), unpaired "
-    "translation (cyclegan, aging) or paired translation (pix2pix). imgan train --resume RUN_DIR continues a "
-    "run; imgan train export RUN_DIR writes the model for imgan upscale, stylize, age or sketch2photo.",
+    "translation (cyclegan, aging), paired translation (pix2pix) or inpainting (inpaint). imgan train --resume "
+    "RUN_DIR continues a run; imgan train export RUN_DIR writes the model for imgan upscale, stylize, age, "
+    "sketch2photo or inpaint.",
     no_args_is_help=True,
     invoke_without_command=True,
 )

@@ -42,10 +42,13 @@ __all__ = [
     "KINDS",
     "PANELS",
     "Family",
+    "GanConfig",
+    "InpaintConfig",
     "Option",
     "PairedConfig",
     "RunConfig",
     "SRConfig",
+    "Text2ImgConfig",
     "UnpairedConfig",
     "config_dict",
     "defaults_for",
@@ -129,6 +132,9 @@ PIXEL_LOSSES = ("l1", "l2", "mse", "charbonnier")
 DEGRADATIONS = ("bicubic", "realesrgan", "light")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 DIRECTIONS = ("AtoB", "BtoA")
+INPAINT_GANS = ("hinge", "wgan-gp")
+INPAINT_MASKS = ("mixed", "strokes", "boxes")  # imgan.masks.MASK_KINDS
+INPAINT_SCHEDULES = ("constant", "cosine")
 
 
 def _half_the_steps(config: Any) -> int:
@@ -412,7 +418,156 @@ class PairedConfig(_TranslationConfig):
                             f"{self.downs} times); use a multiple or lower --downs")
 
 
-KINDS: tuple[type[RunConfig], ...] = (SRConfig, UnpairedConfig, PairedConfig)
+def _inpaint_trainer() -> Callable[..., Any]:
+    from imgan.train.inpaint import InpaintTrainer
+
+    return InpaintTrainer
+
+
+@dataclass(frozen=True)
+class InpaintConfig(RunConfig):
+    """Inpainting: an FFC generator against an SN-PatchGAN critic (``imgan.train.inpaint.InpaintTrainer``)."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_inpaint_trainer)
+
+    data: str = option("", help="Folder of training photos (searched recursively).", panel=DATA, folder=True)
+    val: str = option("", help="Folder of held-out photos, scored in the hole with seeded masks (default: the "
+                      "first 4 training photos).", panel=DATA)
+    max_side: int = option(0, help="Shrink training images larger than this on load (0: never).", panel=DATA,
+                           at_least=0)
+    masks: str = option("mixed", help="Training holes: mixed (free-form strokes and boxes), strokes or boxes.",
+                        panel=DATA, choices=INPAINT_MASKS)
+    hole_min: float = option(0.05, help="Smallest share of a crop a training hole covers.", panel=DATA,
+                             at_least=0.001)
+    hole_max: float = option(0.25, help="Largest share of a crop a training hole covers.", panel=DATA,
+                             at_least=0.001)
+    blocks: int = option(6, help="FFC residual blocks of the generator.", panel=MODEL, fixed=True, at_least=1,
+                         summary="{} FFC blocks")
+    schedule: str = option("constant", help="Learning-rate schedule: constant or cosine.", panel=OPTIMISATION,
+                           choices=INPAINT_SCHEDULES)
+    warmup_steps: int = option(0, help="Steps of linear learning-rate warmup.", panel=OPTIMISATION, at_least=0)
+    gan: str = option("hinge", help="Adversarial loss: hinge (SN-PatchGAN, as DeepFill v2) or wgan-gp (a "
+                      "Wasserstein critic without spectral norm, and a gradient penalty).", panel=LOSSES,
+                      fixed=True, choices=INPAINT_GANS)
+    lambda_gp: float = option(10.0, help="Weight of the gradient penalty (wgan-gp).", panel=LOSSES, at_least=0)
+    pixel_loss: str = option("l1", help="l1, l2 (mse; what PSNR measures) or charbonnier, in and outside the hole.",
+                             panel=LOSSES, choices=PIXEL_LOSSES)
+    hole_weight: float = option(1.0, help="Weight of the pixel loss inside the hole.", panel=LOSSES, at_least=0)
+    valid_weight: float = option(0.1, help="Weight of the pixel loss of the raw prediction outside the hole (the "
+                                 "output keeps the input there).", panel=LOSSES, at_least=0)
+    perceptual: float = option(0.0, help="Weight of the VGG19 perceptual loss; 0 never loads VGG (offline).",
+                               panel=LOSSES, at_least=0)
+    val_every: int = option(5000, help="Validate (PSNR and SSIM in the hole) every N steps (0: never).",
+                            panel=RUN, resume=True, at_least=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.crop < 64 or self.crop % 4:
+            raise self._bad("crop", "must be a multiple of 4 and at least 64 (the critic halves it 6 times)")
+        if not self.hole_min <= self.hole_max < 1:
+            raise self._bad("hole_max", f"must be at least --hole-min ({self.hole_min}) and below 1")
+        if self.max_side and self.max_side < self.crop:
+            raise self._bad("max_side", f"must be 0 or at least --crop ({self.crop})")
+
+
+DFGAN_GANS = ("hinge", "wgan-gp")
+
+
+def _contrastive_weight(config: Any) -> float:
+    """On when the condition encoder trains (a given DAMSM encoder has no image encoder here)."""
+    return 0.0 if getattr(config, "text_encoder", "") else 1.0
+
+
+def _encoder_steps(config: Any) -> int:
+    return 0 if getattr(config, "text_encoder", "") else 1000
+
+
+@dataclass(frozen=True)
+class _DFGANConfig(RunConfig):
+    """What text2img and gan share: DF-GAN's generator and critic at one image size."""
+
+    size: int = option(256, help="Side of the generated images, a power of two from 32 to 256 (training images "
+                       "are resized to it).", panel=DATA, fixed=True, summary="{} px")
+    flip: bool = option(True, help="Random horizontal flips of the training images (leave them off for digits "
+                        "and letters).", panel=DATA)
+    noise_dim: int = option(100, help="Length of the noise vector.", panel=MODEL, fixed=True, at_least=1)
+    gan: str = option("hinge", help="hinge: DF-GAN's hinge loss with its matching-aware gradient penalty (MA-GP); "
+                      "wgan-gp: the Wasserstein loss with WGAN-GP's penalty.", panel=LOSSES, choices=DFGAN_GANS)
+    lambda_gp: float = option(2.0, help="Weight of the gradient penalty (DF-GAN's MA-GP: 2; WGAN-GP: 10).",
+                              panel=LOSSES, at_least=0)
+    gp_every: int = option(1, help="Apply the gradient penalty every N steps, weighted by N (lazy regularisation; "
+                           "DF-GAN: every step).", panel=LOSSES, at_least=1)
+    encoder_steps: int | None = option(None, help="First steps, in which the caption (or class) encoder learns "
+                                       "alone, contrastively against a small image encoder on the real pairs; it is "
+                                       "frozen for the GAN steps that follow (DF-GAN freezes its pretrained DAMSM "
+                                       "encoder).", panel=OPTIMISATION, fixed=True, at_least=0,
+                                       derived=("1000 with a trained encoder, 0 with --text-encoder", _encoder_steps))
+    contrastive: float | None = option(None, help="Weight of the contrastive loss of the generated images against "
+                                       "their captions, judged by the image encoder of --encoder-steps (AttnGAN's "
+                                       "DAMSM loss, sentence level).", panel=LOSSES, at_least=0,
+                                       derived=("1 with a trained encoder, 0 with --text-encoder", _contrastive_weight))
+
+    def check(self) -> None:
+        super().check()
+        if self.size not in (32, 64, 128, 256):
+            raise self._bad("size", "use 32, 64, 128 or 256 (DF-GAN's generator doubles a 4x4 start)")
+
+
+def _text2img_trainer() -> Callable[..., Any]:
+    from imgan.train.text2img import Text2ImgTrainer
+
+    return Text2ImgTrainer
+
+
+@dataclass(frozen=True)
+class Text2ImgConfig(_DFGANConfig):
+    """Text to image: DF-GAN on captioned images (``imgan.train.text2img.Text2ImgTrainer``)."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_text2img_trainer)
+
+    data: str = option("", help="Folder of training images, each with its captions beside it (IMAGE.txt, one "
+                       "a line).", panel=DATA, folder=True)
+    captions: str = option("", help="A file of file<TAB>caption lines (files relative to --data), instead of the "
+                           "IMAGE.txt files.", panel=DATA)
+    max_words: int = option(18, help="Words of a caption the text encoder reads (DF-GAN: 18).", panel=DATA,
+                            fixed=True, at_least=1)
+    text_encoder: str = option("", help="A DAMSM text encoder (.pth) to use frozen, as DF-GAN does; default: train "
+                               "imgan's caption encoder with the critic.", panel=MODEL, fixed=True)
+    vocabulary: str = option("", help="The vocabulary of --text-encoder: captions_DAMSM.pickle (read without "
+                             "running code) or JSON.", panel=MODEL, fixed=True)
+    cond_dim: int = option(256, help="Length of the caption embedding of imgan's encoder (a DAMSM encoder has "
+                           "its own).", panel=MODEL, fixed=True, at_least=2)
+    embedding_dim: int = option(300, help="Length of the word embeddings of imgan's encoder.", panel=MODEL,
+                                fixed=True, at_least=1)
+
+    def check(self) -> None:
+        super().check()
+        if self.cond_dim % 2:
+            raise self._bad("cond_dim", "must be even (the encoder reads captions in both directions)")
+        if bool(self.text_encoder) != bool(self.vocabulary):
+            raise UsageError("--text-encoder and --vocabulary go together: a DAMSM encoder reads word indices of "
+                             "its own vocabulary")
+
+
+def _gan_trainer() -> Callable[..., Any]:
+    from imgan.train.text2img import GanTrainer
+
+    return GanTrainer
+
+
+@dataclass(frozen=True)
+class GanConfig(_DFGANConfig):
+    """Image GANs, unconditional or on class folders (``imgan.train.text2img.GanTrainer``)."""
+
+    trainer: ClassVar[Callable[[], Callable[..., Any]]] = staticmethod(_gan_trainer)
+
+    data: str = option("", help="Folder of training images, or one subfolder of them per class (the model then "
+                       "draws the class a caption names).", panel=DATA, folder=True)
+    cond_dim: int = option(128, help="Length of the learnt class vectors.", panel=MODEL, fixed=True, at_least=1)
+
+
+KINDS: tuple[type[RunConfig], ...] = (SRConfig, UnpairedConfig, PairedConfig, InpaintConfig, Text2ImgConfig,
+                                      GanConfig)
 """Every trainer kind; a family's defaults are an instance of one."""
 
 
@@ -426,10 +581,12 @@ class Family:
     name: str
     summary: str
     discriminator: str
-    """none, vgg (VGG-style, fixed input size), unet (U-Net with spectral norm), or the 70x70
-    PatchGAN with instance norm (patch-instance) or batch norm (patch-batch)."""
+    """none, vgg (VGG-style, fixed input size), unet (U-Net with spectral norm), the 70x70
+    PatchGAN with instance norm (patch-instance) or batch norm (patch-batch), or DeepFill v2's
+    SN-PatchGAN on image and mask (sn-patch)."""
     adversarial: str
-    """none, vanilla, lsgan (least squares) or relativistic (relativistic average GAN)."""
+    """none, vanilla, lsgan (least squares), relativistic (relativistic average GAN), or the kind's
+    own --gan option (option)."""
     perceptual_layers: tuple[tuple[str, float], ...]
     """VGG19 layers and weights of the perceptual loss."""
     defaults: RunConfig
@@ -439,6 +596,8 @@ class Family:
     kind's check allows alternatives (pix2pix)."""
     init_gain: float = 0.0
     """Standard deviation of the normal weight init of every network; 0: PyTorch's default init."""
+    hides: tuple[str, ...] = ()
+    """Options of the kind's base that mean nothing to this family: its command leaves them out."""
 
     @property
     def kind(self) -> type[RunConfig]:
@@ -448,7 +607,7 @@ class Family:
         """Whether the family's command has the option ``name``."""
         item = next((item for item in fields(self.kind) if item.name == name), None)
         rules = option_of(item) if item is not None else None
-        return rules is not None and (not rules.folder or name in dict(self.inputs))
+        return rules is not None and (not rules.folder or name in dict(self.inputs)) and name not in self.hides
 
     def options(self) -> list[tuple[Field, Option]]:
         """The options of the family's command, in the order of ``PANELS`` (folders first in theirs)."""
@@ -559,6 +718,58 @@ FAMILIES: dict[str, Family] = {
                                     betas=(0.5, 0.999), weight_decay=1e-4, ema=0.0, gan_weight=2.0,
                                     lambda_cycle=10.0, lambda_identity=0.7, pool_size=0),
             inputs=(("data_young", "young faces"), ("data_old", "old faces")),
+        ),
+        # imgan's own recipe. The generator is a small LaMa-style FFC network (Suvorov et al. 2022,
+        # arXiv:2109.07161: Adam, lr 1e-3 for G and 1e-4 for D, 256 px crops); the critic DeepFill
+        # v2's SN-PatchGAN with the hinge loss (Yu et al. 2019, arXiv:1806.03589), or a WGAN-GP critic
+        # (Gulrajani et al. 2017) as in the WGAN inpainting study imgan grew from; losses L1 in the hole,
+        # a light L1 on the raw prediction outside it, and a small adversarial weight, so the fill stays
+        # close to the photo (imgan's eval scores PSNR and SSIM in the hole).
+        Family(
+            name="inpaint",
+            summary="Inpainting: a small FFC generator (LaMa's Fourier convolutions), SN-PatchGAN critic, "
+                    "masked L1 + hinge or WGAN-GP.",
+            discriminator="sn-patch",
+            adversarial="option",
+            perceptual_layers=(("conv1_2", 0.1), ("conv2_2", 0.1), ("conv3_4", 1.0), ("conv4_4", 1.0),
+                               ("conv5_4", 1.0)),
+            defaults=InpaintConfig(family="inpaint", arch="inpaint_ffc", features=32, blocks=6, crop=256,
+                                   batch_size=8, steps=100_000, lr=1e-3, lr_d=1e-4, betas=(0.9, 0.999),
+                                   gan_weight=0.01),
+            inputs=(("data", "training photos"),),
+        ),
+        # Tao et al. 2022 (arXiv:2008.05865), tobran/DF-GAN (cfg/bird.yml, src/train.py): NetG and NetD
+        # with nf 32, noise 100, 256-d sentence embeddings, 256 px, batch 32, Adam lr 1e-4 (G) and 4e-4
+        # (D) with betas (0, 0.9), hinge loss with mismatched pairs, MA-GP weight 2 and power 6, random
+        # flips. Ours: the EMA, and a caption encoder trained with the critic unless --text-encoder
+        # gives a DAMSM one (DF-GAN's is pretrained and frozen).
+        Family(
+            name="text2img",
+            summary="DF-GAN: text to image with a one-stage generator fused with the caption at every scale, a "
+                    "matching-aware hinge loss and MA-GP.",
+            discriminator="dfgan",
+            adversarial="option",
+            perceptual_layers=(),
+            defaults=Text2ImgConfig(family="text2img", arch="dfgan", features=32, size=256, batch_size=32,
+                                    steps=100_000, lr=1e-4, lr_d=4e-4, betas=(0.0, 0.9), val_every=0),
+            inputs=(("data", "captioned images"),),
+            hides=("crop", "gan_weight", "val_every"),
+        ),
+        # The digit GAN imgan grew from: DCGAN-sized, conditional on class folders, trained as WGAN-GP
+        # (Gulrajani et al. 2017: Adam lr 1e-4, betas (0, 0.9), lambda 10; we take one critic step per
+        # generator step, not five), with DF-GAN's generator and critic so its export runs in text2img.
+        Family(
+            name="gan",
+            summary="An image GAN, unconditional or on class folders (the class names become its words), with "
+                    "DF-GAN's networks; WGAN-GP or hinge.",
+            discriminator="dfgan",
+            adversarial="option",
+            perceptual_layers=(),
+            defaults=GanConfig(family="gan", arch="dfgan", features=32, size=32, batch_size=64, steps=20_000,
+                               gan="wgan-gp", lambda_gp=10.0, lr=1e-4, lr_d=1e-4, betas=(0.0, 0.9), flip=False,
+                               val_every=0),
+            inputs=(("data", "images (or one subfolder of them per class)"),),
+            hides=("crop", "gan_weight", "val_every"),
         ),
     )
 }

@@ -51,6 +51,8 @@ def export_run(location: Path, out: Path, *, half: bool = False) -> Path:
         "imgan_version": __version__,
         "source": "imgan train",
     }
+    extra = record.get("metadata") or {}
+    metadata.update({str(key): str(value) for key, value in extra.items() if str(key) not in metadata})
     data = canonical_safetensors(safetensors.torch.save(tensors, metadata=metadata))
     write_atomically(out, data)
     log.info("exported %s (%s, step %s) to %s", record["module"], record["arch"], state["step"], out)

@@ -127,6 +127,8 @@ class GeneratorSpec:
     task: str
     scale: int
     value_range: tuple[float, float] = (0.0, 1.0)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """More safetensors metadata for the exported file (a text2img model's vocabulary)."""
 
 
 class Trainer(Protocol):
@@ -226,9 +228,13 @@ class EMA:
 
     @torch.no_grad()
     def update(self, source: nn.Module, *, step: int) -> None:
+        """Average the trained parameters; copy the frozen ones (a text2img run's frozen caption encoder)."""
         weight = 1.0 - self.decay_at(step)
         for average, live in zip(self.module.parameters(), source.parameters(), strict=True):
-            average.lerp_(live.detach(), weight)
+            if live.requires_grad:
+                average.lerp_(live.detach(), weight)
+            else:
+                average.copy_(live)
         for average, live in zip(self.module.buffers(), source.buffers(), strict=True):
             if average.is_floating_point():
                 average.lerp_(live, weight)
@@ -422,6 +428,7 @@ def _collect(step: int, *, config: RunConfig, trainer: Trainer, spec: GeneratorS
             "scale": spec.scale,
             "value_range": list(spec.value_range),
             "family": config.family,
+            "metadata": dict(spec.metadata),
         },
         "modules": modules,
         "optimizers": {name: opt.state_dict() for name, opt in trainer.optimizers().items()},
@@ -541,9 +548,12 @@ def run(
 
         sampler = StepSampler(start_step=start, steps=config.steps, batch_size=config.batch_size,
                               accum=config.accum, world_size=context.world_size, rank=context.rank)
+        # The loader's own generator: starting an iterator draws a seed from it, which from torch's global
+        # generator would shift every later random draw of a resumed run (the noise of a GAN step).
         loader = DataLoader(trainer.dataset(), batch_size=config.batch_size, sampler=sampler,
                             num_workers=config.workers, pin_memory=context.device.type == "cuda",
-                            worker_init_fn=_ignore_interrupts if config.workers else None)
+                            worker_init_fn=_ignore_interrupts if config.workers else None,
+                            generator=torch.Generator().manual_seed(config.seed))
         batches = iter(loader)
         meter, speed = _Meter(), _Speed()
         speed.tick(start)

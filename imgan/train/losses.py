@@ -4,6 +4,7 @@ GAN losses take raw discriminator logits (no sigmoid). References:
 
 - Charbonnier: sqrt(d^2 + eps^2), eps = 1e-3 (Lai et al., LapSRN, CVPR 2017).
 - LSGAN: Mao et al., ICCV 2017. Hinge: Lim and Ye 2017 / Miyato et al. 2018.
+- Wasserstein: Arjovsky et al. 2017; its gradient penalty: Gulrajani et al., NeurIPS 2017.
 - Relativistic average GAN as used by ESRGAN (Wang et al., ECCVW 2018; Jolicoeur-Martineau 2018).
 - Perceptual loss on VGG19 features before the activation, Real-ESRGAN's layer weights
   (Wang et al., ICCVW 2021); weights: torchvision's ImageNet VGG19 (BSD-3-Clause code,
@@ -27,6 +28,8 @@ __all__ = [
     "VGG19_LAYERS",
     "PerceptualLoss",
     "gan_loss",
+    "gradient_penalty",
+    "masked_pixel_loss",
     "pixel_loss",
     "relativistic_loss",
 ]
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 
 PIXEL_LOSSES = ("l1", "l2", "mse", "charbonnier")
 """Kinds ``pixel_loss`` knows; "mse" is another name for "l2"."""
-GAN_LOSSES = ("vanilla", "lsgan", "hinge")
+GAN_LOSSES = ("vanilla", "lsgan", "hinge", "wgan")
 CHARBONNIER_EPS = 1e-3
 
 # Layer names of torchvision's vgg19().features, in order (index = position in the Sequential).
@@ -75,9 +78,10 @@ def gan_loss(
     """Adversarial loss pushing ``logits`` towards "real" (``real=True``) or "fake".
 
     vanilla: binary cross-entropy on logits; lsgan: squared distance to 1 or 0; hinge:
-    mean(relu(1 -+ logits)) for the discriminator. With ``for_discriminator=False`` (the
-    generator, which wants its fakes judged real) hinge is -mean(logits); vanilla and lsgan
-    are the same formula as for the discriminator with ``real=True``.
+    mean(relu(1 -+ logits)) for the discriminator; wgan: the critic's -+mean(logits) (add
+    ``gradient_penalty``). With ``for_discriminator=False`` (the generator, which wants its fakes
+    judged real) hinge and wgan are -mean(logits); vanilla and lsgan are the same formula as for
+    the discriminator with ``real=True``.
     """
     if kind not in GAN_LOSSES:
         raise UsageError(f"GAN loss {kind!r}: use one of {', '.join(GAN_LOSSES)}")
@@ -88,8 +92,8 @@ def gan_loss(
         return F.binary_cross_entropy_with_logits(logits, target)
     if kind == "lsgan":
         return (logits - (1.0 if real else 0.0)).square().mean()
-    if not for_discriminator:
-        return -logits.mean()
+    if not for_discriminator or kind == "wgan":
+        return -logits.mean() if real else logits.mean()
     return F.relu(1.0 - logits).mean() if real else F.relu(1.0 + logits).mean()
 
 
@@ -109,6 +113,34 @@ def relativistic_loss(
     return 0.5 * (
         gan_loss(real_vs_fake, real=real_target) + gan_loss(fake_vs_real, real=not real_target)
     )
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                     fake: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP's penalty: mean (||grad critic(x)|| - 1)^2 at random points x between real and fake.
+
+    ``critic`` takes the images (it may add a condition, such as the mask, itself).
+    """
+    weight = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
+    between = (weight * real.detach() + (1 - weight) * fake.detach()).requires_grad_(True)
+    scores = critic(between)
+    (gradient,) = torch.autograd.grad(scores.sum(), between, create_graph=True)
+    return (gradient.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+def masked_pixel_loss(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, *,
+                      kind: str = "l1") -> torch.Tensor:
+    """``pixel_loss`` averaged over the pixels ``weight`` (B,1,H,W) selects (weighted; 0 if none)."""
+    difference = prediction - target
+    if kind == "l1":
+        error = difference.abs()
+    elif kind in ("l2", "mse"):
+        error = difference.square()
+    elif kind == "charbonnier":
+        error = torch.sqrt(difference.square() + CHARBONNIER_EPS**2)
+    else:
+        raise UsageError(f"pixel loss {kind!r}: use one of {', '.join(PIXEL_LOSSES)}")
+    return error.mul(weight).sum() / (weight.sum() * prediction.shape[1]).clamp(min=1.0)
 
 
 class PerceptualLoss(nn.Module):

@@ -14,7 +14,17 @@ from typer.testing import CliRunner
 
 from imgan.cli import app
 from imgan.train.commands import ConsoleReporter, summary
-from imgan.train.config import FAMILIES, KINDS, PairedConfig, SRConfig, UnpairedConfig, options_of
+from imgan.train.config import (
+    FAMILIES,
+    KINDS,
+    GanConfig,
+    InpaintConfig,
+    PairedConfig,
+    SRConfig,
+    Text2ImgConfig,
+    UnpairedConfig,
+    options_of,
+)
 
 runner = CliRunner()
 
@@ -74,7 +84,11 @@ def test_the_options_that_shape_the_networks_are_fixed_for_a_run() -> None:
     fixed = {kind: {item.name for item, rules in options_of(kind) if rules.fixed} for kind in KINDS}
     assert fixed == {SRConfig: {"arch", "blocks", "features", "scale"},
                      UnpairedConfig: {"blocks", "features", "crop", "pool_size"},  # the image pools hold crops
-                     PairedConfig: {"downs", "features"}}
+                     PairedConfig: {"downs", "features"},
+                     Text2ImgConfig: {"cond_dim", "embedding_dim", "encoder_steps", "features", "max_words",
+                                      "noise_dim", "size", "text_encoder", "vocabulary"},
+                     GanConfig: {"cond_dim", "encoder_steps", "features", "noise_dim", "size"},
+                     InpaintConfig: {"blocks", "features", "gan"}}  # gan: spectral norm or not
 
 
 def test_each_kind_names_its_trainer() -> None:

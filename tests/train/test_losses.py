@@ -85,8 +85,8 @@ def test_the_generator_loss_must_target_real() -> None:
 
 
 def test_unknown_gan_loss_names_the_choices() -> None:
-    with pytest.raises(UsageError, match="vanilla, lsgan, hinge"):
-        gan_loss(torch.zeros(2), real=True, kind="wgan")
+    with pytest.raises(UsageError, match="vanilla, lsgan, hinge, wgan"):
+        gan_loss(torch.zeros(2), real=True, kind="wasserstein")
 
 
 def test_relativistic_loss_is_log2_when_real_and_fake_look_alike() -> None:

@@ -254,10 +254,12 @@ def test_srgan_that_never_leaves_pretraining_needs_no_vgg(
 def test_ema_warms_up_so_that_early_steps_count() -> None:
     from imgan.train.loop import EMA
 
-    start = nn.Linear(1, 1, bias=False).requires_grad_(False)
-    start.weight.fill_(0.0)
+    start = nn.Linear(1, 1, bias=False)  # trained parameters: a frozen one is copied, not averaged
+    with torch.no_grad():
+        start.weight.fill_(0.0)
     warm, cold = EMA(start, decay=0.999), EMA(start, decay=0.999, warmup=False)
-    start.weight.fill_(1.0)
+    with torch.no_grad():
+        start.weight.fill_(1.0)
     warm.update(start, step=0)
     cold.update(start, step=0)
     assert warm.module.weight.item() == pytest.approx(0.9)  # decay (1 + 0) / (10 + 0)
