@@ -266,6 +266,9 @@ def run_main(app: typer.Typer) -> None:
         code: object = EXIT_OK
     except SystemExit as exit_:
         code = exit_.code
+    except KeyboardInterrupt as interrupt:  # before a command's own reporting took over (start-up)
+        err.print("interrupted")
+        code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     status = code if isinstance(code, int) else EXIT_OK if code is None else EXIT_FAILED
     if any(thread.name.startswith("imgan-") and thread.is_alive() for thread in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):

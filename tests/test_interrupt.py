@@ -43,6 +43,19 @@ def start(model: Path, images: list[Path], out: Path) -> subprocess.Popen[bytes]
     )
 
 
+def wait_for_imgan_start(pid: int, timeout: float = 30.0) -> None:
+    """Until imgan's entry point runs in ``pid`` (it catches SIGTERM, per /proc's SigCgt): earlier, a
+    signal interrupts the interpreter's own start-up, which is not imgan's to handle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError("imgan never started")
+
+
 @pytest.mark.parametrize(("signum", "code", "when"), [
     (signal.SIGINT, 130, "loading"),
     (signal.SIGINT, 130, "after-first-output"),
@@ -53,7 +66,7 @@ def test_a_signal_stops_the_run_cleanly(workload, tmp_path: Path, signum: int, c
     out = tmp_path / "out"
     process = start(model, images, out)
     if when == "loading":
-        time.sleep(0.5)
+        wait_for_imgan_start(process.pid)
     else:
         assert process.stdout is not None
         first = process.stdout.readline().decode().strip()  # one output is complete
