@@ -213,8 +213,8 @@ def inpaint(
         "--strategy", help="crop: fill each hole in a crop around it (any photo size); resize: the whole image "
         "shrunk to the model's working size; full: the whole image as it is.")] = "crop",
     model: Annotated[str, typer.Option(
-        "--model", "-m", help="telea or ns (OpenCV, no weights), migan-512-places2, lama-big (downloaded), or a "
-        ".safetensors/.pth/.pt file (imgan train inpaint export).")] = "telea",
+        "--model", "-m", help="imgan-inpaint (built in), telea or ns (OpenCV, no weights), migan-512-places2, "
+        "lama-big (downloaded), or a .safetensors/.pth/.pt file (imgan train inpaint export).")] = "imgan-inpaint",
     *,
     run: ImageRun,
 ) -> int:

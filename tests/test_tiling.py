@@ -271,3 +271,12 @@ def test_engine_blocks_resized_equal_resizing_its_whole_output(scale: float) -> 
     with torch.no_grad():
         expected = resize_to(net(pad_to_multiple(image, 2))[..., :180, :268].clamp(0, 1), *size)
     assert (result - expected).abs().max().item() < 1e-5
+
+
+def test_automatic_tiles_keep_one_batch_of_outputs_small_on_the_host() -> None:
+    engine = Engine(descriptor_for(LocalNet(4), scale=4), torch.device("cpu"), batch_size=4)
+    tile = engine._tile_for(2048 * 2048)  # an 8-bit output of 12.6 MB: the 64 MiB floor applies
+    assert tile < engine._current_tile
+    assert 4 * (3 * 16 * 4) * tile**2 <= 64 * 2**20  # four float32 x4 tile outputs
+    chosen = Engine(descriptor_for(LocalNet(4), scale=4), torch.device("cpu"), tile_size=384, batch_size=4)
+    assert chosen._tile_for(2048 * 2048) == 384  # a --tile the user chose is left alone

@@ -15,8 +15,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from imgan.archs import aginggan, cyclegan, dfgan, pix2pix, rrdbnet, srresnet, srvgg
-from imgan.archs import inpaint_ffc, inpaint_lama, inpaint_migan, inpaint_opencv
+from imgan.archs import (
+    aginggan,
+    cyclegan,
+    dfgan,
+    inpaint_ffc,
+    inpaint_lama,
+    inpaint_migan,
+    inpaint_opencv,
+    pix2pix,
+    rrdbnet,
+    srresnet,
+    srvgg,
+)
 from imgan.archs._arch import NORMALISATIONS, Arch, ScriptedArch
 from imgan.errors import ModelError
 
@@ -25,9 +36,9 @@ __all__ = ["ARCHS", "NORMALISATIONS", "SCRIPTED_ARCHS", "Arch", "ScriptedArch", 
 
 ARCHS: dict[str, Arch] = {
     arch.name: arch
-    for arch in (rrdbnet.ARCH, srvgg.ARCH, srresnet.ARCH, cyclegan.ARCH, pix2pix.ARCH, aginggan.ARCH, dfgan.ARCH)
+    for arch in (rrdbnet.ARCH, srvgg.ARCH, srresnet.ARCH, cyclegan.ARCH, pix2pix.ARCH, aginggan.ARCH, dfgan.ARCH,
+                 inpaint_ffc.ARCH, inpaint_opencv.ARCH)
 }
-ARCHS.update((arch.name, arch) for arch in (inpaint_ffc.ARCH, inpaint_opencv.ARCH))
 # Families published only as TorchScript: loaded from pinned files, wrapped, never built or detected.
 SCRIPTED_ARCHS: dict[str, ScriptedArch] = {arch.name: arch for arch in (inpaint_migan.ARCH, inpaint_lama.ARCH)}
 
