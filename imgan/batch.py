@@ -328,11 +328,7 @@ def file_writer(*, quality: int | None, stdout: Callable[[bytes], None]) -> Writ
 class ImageOptions:
     """The options every image command shares, as given on its command line."""
 
-    out: str | None = None
-    format: str = "same"
-    quality: int | None = None
-    skip_existing: bool = False
-    overwrite: bool = False
+    output: OutputOptions = field(default_factory=OutputOptions)
     max_pixels: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -403,27 +399,28 @@ def process_images(
     from imgan.engine import Engine, parse_devices
     from imgan.models import load_model, model_identity
 
-    if options.as_json and options.out == STDIO:
+    output = options.output
+    if options.as_json and output.out == STDIO:
         raise UsageError("--json and --out - both want stdout; choose one")
-    if options.as_json and options.out is None and STDIO in arguments:
+    if options.as_json and output.out is None and STDIO in arguments:
         raise UsageError("--json and the image read from stdin both want stdout; give --out a file or folder")
-    check_out_template(options.out)
+    check_out_template(output.out)
     tile_size = parse_tile(options.tile) if pipeline.tiling else 0
     devices = parse_devices(options.device)
-    output = OutputOptions(out=options.out, format=options.format, quality=options.quality,
-                           skip_existing=options.skip_existing, overwrite=options.overwrite)
     if options.dry_run:
+        descriptor = None
         name, native = model_identity(pipeline.model, task=pipeline.task)
-        jobs, decided = plan_jobs(arguments, output, scale=pipeline.scale or float(native), model=name,
-                                  suffix=pipeline.suffix, extras=pipeline.extras, companions=pipeline.companions)
-        return Batch(len(decided) + len(jobs), _chain(decided, iter([Outcome(job, "planned") for job in jobs])))
-    descriptor = load_model(pipeline.model, task=pipeline.task, denoise=pipeline.denoise,
-                            progress=download_progress)
-    if pipeline.prepare is not None:
-        pipeline.prepare(descriptor)
-    scale = pipeline.scale if pipeline.scale is not None else float(descriptor.scale)
-    jobs, decided = plan_jobs(arguments, output, scale=scale, model=descriptor.name, suffix=pipeline.suffix,
+    else:
+        descriptor = load_model(pipeline.model, task=pipeline.task, denoise=pipeline.denoise,
+                                progress=download_progress)
+        if pipeline.prepare is not None:
+            pipeline.prepare(descriptor)
+        name, native = descriptor.name, descriptor.scale
+    scale = pipeline.scale if pipeline.scale is not None else float(native)
+    jobs, decided = plan_jobs(arguments, output, scale=scale, model=name, suffix=pipeline.suffix,
                               extras=pipeline.extras, companions=pipeline.companions)
+    if descriptor is None:
+        return Batch(len(decided) + len(jobs), _chain(decided, iter([Outcome(job, "planned") for job in jobs])))
     if not options.as_json and any(job.target is None for job in jobs) and stdout_is_terminal:
         raise UsageError("refusing to write image bytes to a terminal; redirect stdout or use --out")
     first = Engine(descriptor, devices[0], precision=options.precision, tile_size=tile_size,
@@ -432,7 +429,7 @@ def process_images(
     outcomes = run_jobs(
         jobs, [pipeline.worker(engine) for engine in engines],
         read=file_reader(max_pixels=options.max_pixels or None, stdin=stdin),
-        write=file_writer(quality=options.quality, stdout=stdout),
+        write=file_writer(quality=output.quality, stdout=stdout),
     )
     return Batch(len(decided) + len(jobs), _chain(decided, outcomes))
 

@@ -63,6 +63,14 @@ def _describe(
     elif tuple(value_range) != arch.value_range:
         log.info("%s: values in %s as its weights declare, not %s as %s usually takes",
                  name, list(value_range), list(arch.value_range), arch.name)
+    return _descriptor(module, name=name, task=task, arch=arch, params=params, value_range=value_range)
+
+
+def _descriptor(
+    module: torch.nn.Module, *, name: str, task: str, arch: Arch | ScriptedArch, params: Mapping[str, Any],
+    value_range: tuple[float, float], supports_half: bool = True,
+) -> ModelDescriptor:
+    """The descriptor of a ready module: its size facts read off it, the rest from its family."""
     return ModelDescriptor(
         module=module,
         name=name,
@@ -75,6 +83,7 @@ def _describe(
         value_range=(float(value_range[0]), float(value_range[1])),
         tileable=arch.tileable,
         tile_overlap=arch.tile_overlap,
+        supports_half=supports_half,
         working_size=arch.working_size,
         params=dict(params),
     )
@@ -88,22 +97,8 @@ def _describe_scripted(
         module = arch.wrap(script, **params)
     except (TypeError, ValueError) as error:
         raise ModelError(f"{name}: cannot wrap it as {arch.name} with {dict(params)}: {error}") from error
-    return ModelDescriptor(
-        module=module,
-        name=name,
-        arch=arch.name,
-        task=task,
-        scale=int(module.scale),
-        in_channels=int(module.in_channels),
-        out_channels=int(module.out_channels),
-        size_multiple=int(module.size_multiple),
-        value_range=arch.value_range,
-        tileable=arch.tileable,
-        tile_overlap=arch.tile_overlap,
-        supports_half=arch.supports_half,
-        working_size=arch.working_size,
-        params=dict(params),
-    )
+    return _descriptor(module, name=name, task=task, arch=arch, params=params, value_range=arch.value_range,
+                       supports_half=arch.supports_half)
 
 
 def _registry_spec(name: str, *, task: str) -> hub.WeightSpec:

@@ -125,13 +125,14 @@ def image_command(
         shared = _shared_parameters(default_name, tile_options=tile_options)
 
         def command(**values: Any) -> None:
-            from imgan.batch import ImageOptions
+            from imgan.batch import ImageOptions, OutputOptions
 
             quiet, debug = values.pop("quiet"), values.pop("debug")
-            options = ImageOptions(
+            output = OutputOptions(
                 out=values.pop("out_"), format=values.pop("format_"), quality=values.pop("quality"),
-                skip_existing=values.pop("skip_existing"), overwrite=values.pop("overwrite"),
-                max_pixels=values.pop("max_pixels"), device=values.pop("device"),
+                skip_existing=values.pop("skip_existing"), overwrite=values.pop("overwrite"))
+            options = ImageOptions(
+                output=output, max_pixels=values.pop("max_pixels"), device=values.pop("device"),
                 precision=values.pop("precision"), tile=values.pop("tile", "auto"),
                 batch_size=values.pop("batch_size", None), as_json=values.pop("as_json"),
                 dry_run=values.pop("dry_run"))

@@ -208,10 +208,11 @@ def resolve_companion(given: str, source: Source, *, name: str) -> Path:
     path = Path(given)
     if not path.is_dir():
         return path
+    itself = None if source.path is None else resolved(source.path)
     for candidate_folder in dict.fromkeys((path / source.relpath, path)):
         matches = sorted(
             file for file in candidate_folder.glob(f"{glob.escape(stem)}.*")
-            if file.is_file() and is_image_path(file) and (source.path is None or resolved(file) != resolved(source.path))
+            if file.is_file() and is_image_path(file) and resolved(file) != itself
         )
         if len(matches) > 1:
             raise InputError(f"{name} folder {path}: {', '.join(m.name for m in matches)} all match; keep one")

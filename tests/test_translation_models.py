@@ -66,7 +66,8 @@ def with_legacy_instance_norm_buffers(state_dict: dict[str, torch.Tensor]) -> di
     return legacy
 
 
-def test_cyclegan_style_file_with_legacy_buffers_loads_and_runs_in_minus_one_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cyclegan_style_file_with_legacy_buffers_loads_and_runs_in_minus_one_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     spec = hub.get_spec("cyclegan-monet")
     reference = build_model("cyclegan", spec.params).eval()
