@@ -257,8 +257,12 @@ def run_main(app: typer.Typer) -> None:
 
     After an interrupt, worker threads may still be inside a forward pass; letting the
     interpreter finalise under them aborts the process ("terminate called without an active
-    exception"), so the process leaves with ``os._exit`` once output is flushed. Outputs are
-    complete by then: ``batch.run_jobs`` waits for the writes under way and starts no other.
+    exception"). And after a KeyboardInterrupt that imgan handled during start-up or loading,
+    CPython sometimes still killed itself with SIGINT at exit (exit -2 instead of 130, seen
+    about once in ten runs; its "unhandled interrupt" flag). So after an interrupt, or with
+    worker threads alive, the
+    process leaves with ``os._exit`` once output is flushed. Outputs are complete by then:
+    ``batch.run_jobs`` waits for the writes under way and starts no other.
     """
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -270,7 +274,8 @@ def run_main(app: typer.Typer) -> None:
         err.print("interrupted")
         code = EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
     status = code if isinstance(code, int) else EXIT_OK if code is None else EXIT_FAILED
-    if any(thread.name.startswith("imgan-") and thread.is_alive() for thread in threading.enumerate()):
+    if status in (EXIT_INTERRUPTED, EXIT_TERMINATED) or any(
+            thread.name.startswith("imgan-") and thread.is_alive() for thread in threading.enumerate()):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
