@@ -42,10 +42,9 @@ def photo(size: int):  # noqa: ANN201 - tensor
 def engine(tile: int):  # noqa: ANN201 - Engine
     import torch
 
-    from imgan.archs import build_model
+    from imgan.archs import ARCHS, build_model
     from imgan.descriptor import ModelDescriptor
     from imgan.engine import Engine
-    from imgan.archs import ARCHS
 
     torch.manual_seed(0)
     module = build_model("cyclegan", PARAMS)

@@ -45,6 +45,8 @@ Worker = Callable[[Picture, Mapping[str, Picture]], "Picture | Result"]
 """A picture and its companions (by name) in, the result out."""
 Writer = Callable[["Job", "Picture | Result"], dict[str, Any]]
 Progress = Callable[[int, int | None], None]
+FileTileProgress = Callable[[str, int, int], None]
+"""Told (input name, tiles done, tiles in all) as a worker's engine runs the model on that input."""
 
 
 @dataclass(frozen=True)
@@ -278,15 +280,16 @@ def plan_jobs(
     return jobs, decided
 
 
-def file_reader(*, max_pixels: int | None, stdin: Callable[[], bytes]) -> Reader:
-    """Read a job's input from its file (or stdin) and its companions from theirs."""
+def file_reader(*, max_pixels: int | None, stdin: Callable[[], bytes], levels: bool = False) -> Reader:
+    """Read a job's input from its file (or stdin) and its companions from theirs; ``levels`` keeps
+    the input (not the companions) as integer levels (see ``io.read_picture``)."""
     from imgan.io import decode_picture, read_picture
 
     def read(job: Job) -> Inputs:
         if job.source.path is None:
-            picture = decode_picture(stdin(), name=job.source.name, max_pixels=max_pixels)
+            picture = decode_picture(stdin(), name=job.source.name, max_pixels=max_pixels, levels=levels)
         else:
-            picture = read_picture(job.source.path, max_pixels=max_pixels)
+            picture = read_picture(job.source.path, max_pixels=max_pixels, levels=levels)
         companions = {}
         for name, path in job.companions.items():
             try:
@@ -346,7 +349,9 @@ class Pipeline:
     ``--device``); ``suffix`` tags default output names (default ``x{scale}``); ``extras`` names
     the companion outputs a worker may return; ``companions`` the named extra inputs (name ->
     what the user gave); ``tiling`` False runs every picture whole (the task feeds fixed-size
-    crops); ``prepare`` adjusts the loaded model before engines are made.
+    crops); ``prepare`` adjusts the loaded model before engines are made; ``levels`` hands the
+    worker each input as integer levels, not float (see ``io.read_picture``), for a worker that
+    only feeds it to ``Engine.run_blocks`` and ``tiling.resized_blocks``.
     """
 
     task: str
@@ -359,6 +364,7 @@ class Pipeline:
     denoise: float | None = None
     tiling: bool = True
     prepare: Callable[[Any], None] | None = None
+    levels: bool = False
 
 
 @dataclass
@@ -391,10 +397,12 @@ def process_images(
     stdout: Callable[[bytes], None],
     stdout_is_terminal: bool,
     download_progress: Progress | None = None,
+    tile_progress: FileTileProgress | None = None,
 ) -> Batch:
     """Load the pipeline's model, plan every input's job, and start processing them.
 
     With ``options.dry_run`` nothing is loaded, read or written: each job's outcome is "planned".
+    ``tile_progress`` hears of the tiles of every model run, with the name of the input it is for.
     """
     from imgan.engine import Engine, parse_devices
     from imgan.models import load_model, model_identity
@@ -426,12 +434,29 @@ def process_images(
     first = Engine(descriptor, devices[0], precision=options.precision, tile_size=tile_size,
                    batch_size=options.batch_size)
     engines = [first] + [first.replica(device) for device in devices[1:]]
+    workers = [pipeline.worker(engine) for engine in engines]
+    if tile_progress is not None:
+        workers = [_telling_tiles(worker, engine, tile_progress)
+                   for worker, engine in zip(workers, engines, strict=True)]
     outcomes = run_jobs(
-        jobs, [pipeline.worker(engine) for engine in engines],
-        read=file_reader(max_pixels=options.max_pixels or None, stdin=stdin),
+        jobs, workers,
+        read=file_reader(max_pixels=options.max_pixels or None, stdin=stdin, levels=pipeline.levels),
         write=file_writer(quality=output.quality, stdout=stdout),
     )
     return Batch(len(decided) + len(jobs), _chain(decided, outcomes))
+
+
+def _telling_tiles(worker: Worker, engine: Engine, tile_progress: FileTileProgress) -> Worker:
+    """``worker``, with its engine's tile progress told to ``tile_progress`` under the picture's name."""
+
+    def work(picture: Picture, companions: Mapping[str, Picture]) -> Picture | Result:
+        engine.progress = lambda done, total: tile_progress(picture.name, done, total)
+        try:
+            return worker(picture, companions)
+        finally:
+            engine.progress = None
+
+    return work
 
 
 def _chain(first: Sequence[Outcome], rest: Iterator[Outcome]) -> Iterator[Outcome]:

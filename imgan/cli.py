@@ -28,6 +28,7 @@ from imgan.options import (
     TileOption,
     image_command,
 )
+from imgan.tasks import STYLES
 from imgan.train.commands import train_app
 
 if TYPE_CHECKING:
@@ -81,21 +82,9 @@ def upscale(
     run: ImageRun,
 ) -> int:
     """Upscale images with a super-resolution GAN (Real-ESRGAN family and your own models)."""
-    from functools import partial
-
-    from imgan.batch import Pipeline
     from imgan.tasks import upscale as task
 
-    if alpha not in task.ALPHA_MODES:
-        raise UsageError(f"--alpha {alpha!r}: use one of {', '.join(task.ALPHA_MODES)}")
-    if scale is not None and not 0 < scale < float("inf"):
-        raise UsageError(f"--scale {scale:g}: use a positive factor")
-    return run(inputs, Pipeline("upscale", model, partial(task.worker, scale=scale, alpha=alpha),
-                                scale=scale, denoise=denoise))
-
-
-STYLES = {"monet": "cyclegan-monet", "vangogh": "cyclegan-vangogh", "cezanne": "cyclegan-cezanne",
-          "ukiyoe": "cyclegan-ukiyoe"}
+    return run(inputs, task.pipeline(model, scale=scale, denoise=denoise, alpha=alpha))
 
 
 @image_command(app, default_name="{stem}_{style}")
@@ -114,17 +103,9 @@ def stylize(
     Large images are tiled; every tile is normalised with statistics of the whole image, so
     tiles match. Default output: [b]{stem}_{style}.{ext}[/] beside the input.
     """
-    from functools import partial
-
-    from imgan.batch import Pipeline
-    from imgan.models import is_local_model
     from imgan.tasks import translate as task
 
-    tag = style if style in STYLES else Path(style).stem if is_local_model(style) else style
-    if style not in STYLES and not is_local_model(style):
-        task.check_style(style, STYLES)
-    return run(inputs, Pipeline("stylize", STYLES.get(style, style), partial(task.worker, strength=strength),
-                                suffix=tag))
+    return run(inputs, task.pipeline(style, strength=strength))
 
 
 @image_command(app, default_name="{stem}_photo", tile_options=False)
@@ -151,18 +132,10 @@ def sketch2photo(
 
     Default output: [b]{stem}_photo.{ext}[/] beside the input.
     """
-    from functools import partial
-
-    from imgan.batch import Pipeline
     from imgan.tasks import sketch2photo as task
 
-    task.check_size(size)
-    prepare = task.batchnorm_mode(batchnorm)
-    if save_sketch and not from_photo:
-        raise UsageError("--save-sketch saves the edge map --from-photo draws; add --from-photo")
-    worker = partial(task.worker, size=size, from_photo=from_photo, save_sketch=save_sketch)
-    return run(inputs, Pipeline("sketch2photo", model, worker, suffix="photo", prepare=prepare,
-                                extras=("sketch",) if save_sketch else ()))
+    return run(inputs, task.pipeline(model, from_photo=from_photo, save_sketch=save_sketch, size=size,
+                                     batchnorm=batchnorm))
 
 
 @image_command(app, default_name="{stem}_aged", tile_options=False)
@@ -183,14 +156,11 @@ def age(
     aged and blended back; the rest of the photo is untouched. Default output:
     [b]{stem}_aged.{ext}[/] beside the input.
     """
-    from functools import partial
-
-    from imgan.batch import Pipeline
     from imgan.faces import parse_face_box
     from imgan.tasks import age as task
 
     faces = [parse_face_box(text) for text in face] if face else None
-    return run(inputs, Pipeline("age", model, partial(task.worker, faces=faces), suffix="aged", tiling=False))
+    return run(inputs, task.pipeline(model, faces=faces))
 
 
 @image_command(app, default_name="{stem}_inpainted", tile_options=False)
@@ -225,24 +195,12 @@ def inpaint(
     than its image is an error (--resize-mask resizes it); an empty mask gives the image back
     unchanged with a warning. Default output: [b]{stem}_inpainted.{ext}[/] beside the input.
     """
-    from functools import partial
-
-    from imgan.batch import Pipeline
     from imgan.masks import parse_box
     from imgan.tasks import inpaint as task
 
-    if strategy not in task.STRATEGIES:
-        raise UsageError(f"--strategy {strategy!r}: use one of {', '.join(task.STRATEGIES)}")
     boxes = tuple(parse_box(text) for text in box or ())
-    if mask is None and not boxes:
-        raise UsageError("say what to fill: --mask FILE|FOLDER|TEMPLATE|alpha, or --box x,y,w,h")
-    if (invert_mask or resize_mask) and mask in (None, "alpha"):
-        raise UsageError("--invert-mask and --resize-mask apply to a mask file; give one with --mask")
-    source = task.MaskSource(from_file=mask not in (None, "alpha"), from_alpha=mask == "alpha", boxes=boxes,
-                             invert=invert_mask, resize=resize_mask)
-    worker = partial(task.worker, source=source, strategy=strategy, dilate=dilate, feather=feather)
-    companions = {"mask": mask} if source.from_file else {}
-    return run(inputs, Pipeline("inpaint", model, worker, suffix="inpainted", tiling=False, companions=companions))
+    return run(inputs, task.pipeline(model, mask=mask, boxes=boxes, invert_mask=invert_mask, resize_mask=resize_mask,
+                                     dilate=dilate, feather=feather, strategy=strategy))
 
 
 @app.command("text2img")

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from rich.markup import escape
 from imgan.errors import ImganError, UsageError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
     from imgan.batch import Outcome
@@ -105,34 +107,100 @@ def download_progress(*, quiet: bool) -> Iterator[Callable[[int, int | None], No
         progress.stop()
 
 
-def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, quiet: bool, debug: bool) -> int:
-    """Print each outcome (results on stdout, failures on stderr), a summary, and the exit code."""
+class TileBars:
+    """A bar of tiles done for each file whose model run has taken longer than ``delay`` seconds.
+
+    Called (file, tiles done, tiles in all) from worker threads (see ``batch.process_images``);
+    draws on the progress display ``report_outcomes`` attaches, and nowhere before.
+    """
+
+    def __init__(self, *, delay: float = 1.5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.delay = delay
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._started: dict[str, float] = {}
+        self._tasks: dict[str, TaskID] = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        with self._lock:
+            now = self._clock()
+            started = self._started.setdefault(name, now)
+            if self._progress is None:
+                return
+            task = self._tasks.get(name)
+            if task is not None:
+                self._progress.update(task, completed=done, total=total)
+            elif now - started >= self.delay:
+                self._tasks[name] = self._progress.add_task(f"{escape(name)}: tiles", completed=done, total=total)
+                self._progress.refresh()
+
+    def attach(self, progress: Progress | None) -> None:
+        """Draw from now on on ``progress`` (None: nowhere)."""
+        with self._lock:
+            self._progress = progress
+
+    def finish(self, name: str) -> None:
+        """``name`` is done: its bar goes."""
+        with self._lock:
+            self._started.pop(name, None)
+            task = self._tasks.pop(name, None)
+            if task is not None and self._progress is not None:
+                self._progress.remove_task(task)
+
+
+def tile_bars(*, quiet: bool, as_json: bool) -> TileBars | None:
+    """Tile bars for a long single file: on a terminal only, and not with --quiet or --json."""
+    return None if quiet or as_json or not err.is_terminal else TileBars()
+
+
+def report_outcomes(outcomes: Iterable[Outcome], *, total: int, as_json: bool, quiet: bool, debug: bool,
+                    tiles: TileBars | None = None) -> int:
+    """Print each outcome (results on stdout, failures on stderr), a summary, and the exit code.
+
+    ``tiles`` shows tile bars on the same display as the files bar while files are processed.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     counts = {"ok": 0, "skipped": 0, "failed": 0, "planned": 0}
     show_bar = not quiet and err.is_terminal and total > 1
+    show_tiles = tiles is not None and not quiet and not as_json and err.is_terminal
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True, disable=not show_bar) as progress:
-        task = progress.add_task("processing", total=total)
-        for outcome in outcomes:
-            counts[outcome.status] += 1
-            progress.advance(task)
-            if as_json:
-                print_json(outcome.as_json())
-            elif outcome.status == "ok" and outcome.job.target is not None:
-                out.print(str(outcome.job.target), markup=False)
-            elif outcome.status == "planned":
-                out.print(f"{outcome.job.source.name} -> {outcome.job.target or '-'}", markup=False)
-            if outcome.status == "failed":
-                if debug and outcome.details:
-                    err.print(outcome.details, markup=False)
-                failure(str(outcome.error))
-            elif outcome.status == "skipped" and not quiet and not as_json:
-                err.print(f"skipped: {outcome.job.source.name} (output exists)", markup=False)
+                  TimeElapsedColumn(), console=err, transient=True,
+                  disable=not (show_bar or show_tiles)) as progress:
+        task = progress.add_task("processing", total=total, visible=show_bar)
+        if tiles is not None and show_tiles:
+            tiles.attach(progress)
+        try:
+            for outcome in outcomes:
+                counts[outcome.status] += 1
+                progress.advance(task)
+                if tiles is not None:
+                    tiles.finish(outcome.job.source.name)
+                _report_outcome(outcome, as_json=as_json, quiet=quiet, debug=debug)
+        finally:
+            if tiles is not None:
+                tiles.attach(None)
     if not quiet and total > 1:
         done = f"{counts['planned']} planned" if counts["planned"] else f"{counts['ok']} done"
         err.print(f"{done}, {counts['skipped']} skipped, {counts['failed']} failed", markup=False)
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _report_outcome(outcome: Outcome, *, as_json: bool, quiet: bool, debug: bool) -> None:
+    """One outcome: its output path or JSON record on stdout, a failure or a skip on stderr."""
+    if as_json:
+        print_json(outcome.as_json())
+    elif outcome.status == "ok" and outcome.job.target is not None:
+        out.print(str(outcome.job.target), markup=False)
+    elif outcome.status == "planned":
+        out.print(f"{outcome.job.source.name} -> {outcome.job.target or '-'}", markup=False)
+    if outcome.status == "failed":
+        if debug and outcome.details:
+            err.print(outcome.details, markup=False)
+        failure(str(outcome.error))
+    elif outcome.status == "skipped" and not quiet and not as_json:
+        err.print(f"skipped: {outcome.job.source.name} (output exists)", markup=False)
 
 
 def report_records(results: Iterable[Mapping[str, Any] | ImganError], *, as_json: bool, quiet: bool,

@@ -17,7 +17,8 @@ class ModelDescriptor:
     and the built module (scale, channels, size multiple); the engine reads only this.
 
     Calling the descriptor takes and returns float tensors (B,C,H,W) in [0,1], whatever range
-    the network itself works in; H and W must already be multiples of ``size_multiple``.
+    the network itself works in; H and W must already be multiples of ``size_multiple`` and at
+    least ``min_side``.
     """
 
     module: nn.Module
@@ -33,6 +34,7 @@ class ModelDescriptor:
     tile_overlap: int = 16
     supports_half: bool = True
     working_size: int = 0  # longest side the network is meant to see; 0: any (see Arch.working_size)
+    min_side: int = 1  # smallest side it takes; the engine pads smaller pictures (see Arch.min_side)
     params: dict[str, Any] = field(default_factory=dict)
 
     @property

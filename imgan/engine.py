@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from imgan.descriptor import ModelDescriptor
 from imgan.errors import ImganError, UsageError
 from imgan.normstats import whole_image_statistics
-from imgan.tiling import Block, assemble, pad_to_multiple, tiled_blocks
+from imgan.tiling import Block, TileProgress, assemble, pad_to_multiple, padded_side, tiled_blocks, unit
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,19 @@ def resolve_precision(precision: str, device: torch.device, descriptor: ModelDes
     if device.type in ("cuda", "mps") and descriptor.supports_half:
         return torch.float16
     return torch.float32
+
+
+def strict_fp32(precision: str, device: torch.device) -> bool:
+    """Whether to switch TF32 off: ``--precision fp32`` on CUDA asks for true fp32, while torch lets
+    cuDNN convolutions round their inputs to TF32 (10-bit mantissa) by default. Other precisions
+    keep torch's defaults."""
+    return precision == "fp32" and device.type == "cuda"
+
+
+def disable_tf32() -> None:
+    """Make CUDA matmuls and cuDNN convolutions compute in full fp32 (process-wide torch flags)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -124,15 +137,24 @@ class Engine:
     precision: str = "auto"
     tile_size: int | None = None  # None: auto; 0: whole image
     batch_size: int | None = None  # None: 1 on CPU (batching measured slower there), 4 on GPUs
+    progress: TileProgress | None = field(default=None, repr=False)  # told the tiles of each run
     dtype: torch.dtype = field(init=False)
     _current_tile: int = field(init=False, default=0)
     _shared_statistics: bool = field(init=False, default=False)  # tiles already share norm statistics
+    # The weights as loaded, on the CPU, kept when the module runs in half precision: rounded once,
+    # they cannot be recovered, and the fp32 fallback and replicas need them exact.
+    _fp32_weights: dict[str, torch.Tensor] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.dtype = resolve_precision(self.precision, self.device, self.descriptor)
         if self.batch_size is None:
             self.batch_size = 1 if self.device.type == "cpu" else 4
+        if strict_fp32(self.precision, self.device):
+            disable_tf32()
         self.descriptor.module.eval().requires_grad_(False)
+        if self.dtype != torch.float32:
+            self._fp32_weights = {key: value.detach().to("cpu", copy=True)
+                                  for key, value in self.descriptor.module.state_dict().items()}
         self.descriptor.to(self.device, self.dtype)
         # NHWC convolutions: about 1.7x faster on CPU (oneDNN), and what tensor cores want.
         self.descriptor.module.to(memory_format=torch.channels_last)
@@ -152,8 +174,10 @@ class Engine:
         return max(MIN_TILE, -(-2 * self.descriptor.tile_overlap // multiple) * multiple)
 
     def replica(self, device: torch.device) -> Engine:
-        """A copy of this engine with its own weights on another device."""
+        """A copy of this engine with its own weights (from the fp32 originals) on another device."""
         module = copy.deepcopy(self.descriptor.module).float()
+        if self._fp32_weights is not None:
+            module.load_state_dict(self._fp32_weights)
         descriptor = copy.copy(self.descriptor)
         descriptor.module = module
         return Engine(descriptor, device, self.precision, self.tile_size, self.batch_size)
@@ -168,6 +192,9 @@ class Engine:
     def run_blocks(self, image: torch.Tensor, *, size: tuple[int, int] | None = None) -> Iterator[Block]:
         """The model's output on a (1,C,H,W) [0,1] CPU image, in finished float32 blocks.
 
+        The image may also be integer levels (a picture read with ``levels``): each tile is made
+        float as it is cut (``tiling.unit``), so the whole image never is.
+
         ``size`` (height, width) resizes the output as ``resize_to(run(image).clamp(0, 1), *size)``
         does, tile by tile. Blocks are views, valid until the next one is asked for (see
         ``tiling.tiled_blocks``). Float memory is about one batch of tile outputs plus the rows
@@ -177,9 +204,10 @@ class Engine:
         """
         height, width = image.shape[-2:]
         scale = self.descriptor.scale
-        padded = pad_to_multiple(image, self.descriptor.size_multiple)
+        padded = pad_to_multiple(image, self.descriptor.size_multiple, min_side=self.descriptor.min_side)
         tile = self._tile_for(height * scale * width * scale) if self.descriptor.tileable else 0
-        yield from self._blocks(padded, tile, crop=(height * scale, width * scale), size=size)
+        yield from self._blocks(padded, tile, crop=(height * scale, width * scale), size=size,
+                                progress=self.progress)
 
     def _tile_for(self, output_pixels: int) -> int:
         """The tile for one image: an automatic tile is also kept small enough that one batch of
@@ -199,18 +227,19 @@ class Engine:
         height, width = image.shape[-2:]
         factor = min(1.0, tile_size / math.sqrt(height * width))
         multiple = max(self.descriptor.size_multiple, 1)
-        size = [max(multiple, round(side * factor / multiple) * multiple) for side in (height, width)]
+        smallest = padded_side(1, multiple, min_side=self.descriptor.min_side)
+        size = [max(smallest, round(side * factor / multiple) * multiple) for side in (height, width)]
         log.debug("normalisation statistics from a %dx%d copy", size[1], size[0])
-        return resize_to(image, *size)
+        return resize_to(unit(image), *size)
 
     def _blocks(self, image: torch.Tensor, tile_size: int, *, crop: tuple[int, int] | None = None,
-                size: tuple[int, int] | None = None) -> Iterator[Block]:
+                size: tuple[int, int] | None = None, progress: TileProgress | None = None) -> Iterator[Block]:
         if self.descriptor.image_statistics and not self._shared_statistics and 0 < tile_size < max(image.shape[-2:]):
             reference = self._statistics_image(image, tile_size)
             self._shared_statistics = True
             try:
                 with whole_image_statistics(self.descriptor.module, lambda: self._forward_safe(reference)):
-                    yield from self._blocks(image, tile_size, crop=crop, size=size)
+                    yield from self._blocks(image, tile_size, crop=crop, size=size, progress=progress)
             finally:
                 self._shared_statistics = False
             return
@@ -224,6 +253,7 @@ class Engine:
             batch_size=self.batch_size,
             crop=crop,
             size=size,
+            progress=progress,
         )
 
     def _tiled(self, image: torch.Tensor, tile_size: int) -> torch.Tensor:
@@ -233,7 +263,9 @@ class Engine:
         return assemble(self._blocks(image, tile_size), height * scale, width * scale)
 
     def _forward_safe(self, batch: torch.Tensor) -> torch.Tensor:
-        """Forward a batch; on out-of-memory split the batch, then the tile, and retry only it."""
+        """Forward a batch (integer levels made [0,1] floats here, tile by tile); on out-of-memory split
+        the batch, then the tile, and retry only it."""
+        batch = unit(batch)
         try:
             return self._forward_checked(batch)
         except Exception as error:  # noqa: BLE001 - only memory errors are handled here
@@ -262,6 +294,8 @@ class Engine:
                         str(self.dtype).removeprefix("torch."))
             self.dtype = torch.float32
             self.descriptor.to(self.device, torch.float32)
+            if self._fp32_weights is not None:
+                self.descriptor.module.load_state_dict(self._fp32_weights)
             result = self._forward(batch, torch.float32)
         return result
 

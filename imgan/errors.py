@@ -11,6 +11,10 @@ class InputError(ImganError):
     """An input image cannot be read, or an option does not fit it."""
 
 
+class PixelLimitError(InputError):
+    """An image has more pixels than the limit allows (--max-pixels); found from its header, before decoding."""
+
+
 class OutputError(ImganError):
     """An output cannot be written (exists, would overwrite an input, disk problem)."""
 

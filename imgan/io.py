@@ -24,6 +24,7 @@ import functools
 import io
 import logging
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -32,7 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING
 
-from imgan.errors import InputError, OutputError
+from imgan.errors import InputError, OutputError, PixelLimitError
 from imgan.files import write_atomically
 
 if TYPE_CHECKING:
@@ -104,6 +105,10 @@ _COLOUR_MODES = ("P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 _SIXTEEN_BIT_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _BT601_LUMA = (0.299, 0.587, 0.114)
 
+_HEADER_BYTES = 16  # what Pillow reads to recognise a format, and all a file is read for if it is none
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
 _alpha_warned: set[str] = set()
 
 
@@ -113,8 +118,9 @@ class Picture:
 
     rgb: torch.Tensor
     """(1,3,H,W) float32 in [0,1]; grayscale sources are replicated to 3 channels. A quantized
-    result (see `blank_picture`) holds the levels to write instead: uint8, or uint16 when
-    ``bit_depth`` is 16; only this module reads those."""
+    result (see `blank_picture`), or a picture read with ``levels``, holds the levels instead:
+    uint8, or uint16 when ``bit_depth`` is 16; only this module, and ``tiling.unit`` tile by tile,
+    read those."""
     alpha: torch.Tensor | None
     """(1,1,H,W) float32 in [0,1] (levels, like ``rgb``, in a quantized result), or None when the
     source has no transparency."""
@@ -184,16 +190,18 @@ def _output_format(format: str, *, label: str) -> str:
 
 
 def read_picture(
-    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS, levels: bool = False
 ) -> Picture:
     """Read an image file into an upright Picture; InputError for anything unreadable.
 
-    ``max_pixels`` of None or 0 lifts the size limit.
+    ``max_pixels`` of None or 0 lifts the size limit. ``levels`` keeps the pixels as the file's
+    integer levels (a quantized Picture, a quarter of float32's memory at 8 bits) for a task that
+    converts them piece by piece (``tiling.unit``).
     """
     name = os.fspath(path)
     file = Path(path)
     try:
-        data = file.read_bytes()
+        data = _read_image_file(name)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:
@@ -204,15 +212,52 @@ def read_picture(
         raise InputError(f"{name}: permission denied; check the file's permissions") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot read the file ({_reason(exc)})") from exc
-    return decode_picture(data, name=name, max_pixels=max_pixels)
+    return decode_picture(data, name=name, max_pixels=max_pixels, levels=levels)
+
+
+def _read_image_file(name: str) -> bytes:
+    """The contents of the regular file ``name``, read whole only once its first bytes are those of
+    a format imgan reads: a large file of something else is refused after a few bytes, and a named
+    pipe or device (opened without waiting for a writer) before any."""
+    descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(name)
+        if not stat.S_ISREG(mode):
+            kind = next((kind for test, kind in _SPECIAL_FILES if test(mode)), "a special file")
+            raise InputError(f"{name}: not a regular file ({kind}); give image files, or '-' to read stdin")
+        with open(descriptor, "rb", closefd=False) as file:
+            head = file.read(_HEADER_BYTES)
+            if head and not _known_format(head):
+                raise _not_an_image(name)
+            return head + file.read()
+    finally:
+        os.close(descriptor)
+
+
+def _known_format(head: bytes) -> bool:
+    """Whether Pillow would recognise one of the formats imgan reads from a file's first bytes."""
+    image_module = _pillow()
+    if any(format not in image_module.OPEN for format in _PILLOW_FORMATS):
+        image_module.init()  # WebP and TIFF register only when every plugin loads
+    prefix = head[:_HEADER_BYTES]
+    return prefix.startswith(_TIFF_SIGNATURES) or any(
+        bool(accept(prefix)) for format in _PILLOW_FORMATS
+        if format in image_module.OPEN and (accept := image_module.OPEN[format][1]) is not None)
+
+
+def _not_an_image(name: str) -> InputError:
+    return InputError(f"{name}: not an image, or not a format imgan reads (png, jpg, webp, tiff, bmp, gif, ppm)")
 
 
 def decode_picture(
-    data: bytes, *, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    data: bytes, *, name: str, max_pixels: int | None = DEFAULT_MAX_PIXELS, levels: bool = False
 ) -> Picture:
     """Decode an encoded image (file contents, stdin) into an upright Picture.
 
     ``name`` starts every error message. ``max_pixels`` of None or 0 lifts the size limit.
+    ``levels`` as for `read_picture`.
     """
     if max_pixels is not None and max_pixels < 0:
         raise ValueError(f"max_pixels must be None or >= 0, not {max_pixels}")
@@ -224,17 +269,14 @@ def decode_picture(
     except image_module.UnidentifiedImageError:
         if data.startswith(_TIFF_SIGNATURES):  # Pillow has no mode for some layouts (float RGB)
             raise _unsupported_tiff(_tiff_tags(data), name=name) from None
-        raise InputError(
-            f"{name}: not an image, or not a format imgan reads "
-            "(png, jpg, webp, tiff, bmp, gif, ppm)"
-        ) from None
+        raise _not_an_image(name) from None
     except image_module.DecompressionBombError as exc:  # only if someone re-enabled Pillow's limit
         raise InputError(f"{name}: {exc} Pass --max-pixels 0 to allow it") from exc
     except Exception as exc:
         raise InputError(f"{name}: cannot read the image header ({_reason(exc)})") from exc
     with image:
         try:
-            return _decode_opened(image, data, name=name, max_pixels=max_pixels)
+            return _decode_opened(image, data, name=name, max_pixels=max_pixels, levels=levels)
         except InputError:
             raise
         except MemoryError:
@@ -249,13 +291,13 @@ def decode_picture(
 
 
 def _decode_opened(
-    image: PILImage.Image, data: bytes, *, name: str, max_pixels: int | None
+    image: PILImage.Image, data: bytes, *, name: str, max_pixels: int | None, levels: bool = False
 ) -> Picture:
     """Turn an opened (header-only) Pillow image into a Picture."""
     source_format = _PILLOW_NAMES.get(image.format or "", (image.format or "").lower())
     width, height = image.size
     if max_pixels and width * height > max_pixels:
-        raise InputError(
+        raise PixelLimitError(
             f"{name}: {width * height} pixels is over the limit of {max_pixels}; "
             "pass --max-pixels 0 to allow it"
         )
@@ -275,7 +317,7 @@ def _decode_opened(
     array = _apply_orientation(array, orientation)
     if frames > 1 and image.format != "MPO":  # MPO: camera JPEG with extra preview images
         logger.warning("%s: has %d frames; only the first one is used", name, frames)  # said once it decoded
-    rgb, alpha = _to_tensors(array, bit_depth=bit_depth)
+    rgb, alpha = _to_levels(array) if levels else _to_tensors(array, bit_depth=bit_depth)
     return Picture(
         rgb=rgb,
         alpha=alpha,
@@ -533,6 +575,20 @@ def _to_tensors(array: np.ndarray, *, bit_depth: int) -> tuple[torch.Tensor, tor
     if channels in (2, 4):
         return rgb.clone() if colour == 3 else rgb, tensor[:, colour:].clone()
     return rgb, None
+
+
+def _to_levels(array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """HWC integer array with 1-4 channels -> (rgb, alpha) views of its levels, as a quantized result
+    holds them (a grey plane shown three times over)."""
+    import torch
+
+    if not array.flags.writeable or any(stride < 0 for stride in array.strides):  # torch takes neither
+        array = array.copy()
+    height, width, channels = array.shape
+    tensor = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    colour = 1 if channels in (1, 2) else 3
+    rgb = tensor[:, :1].expand(1, 3, height, width) if colour == 1 else tensor[:, :3]
+    return rgb, tensor[:, colour:] if channels in (2, 4) else None
 
 
 def _matching_icc(icc: bytes | None, *, grayscale: bool, name: str) -> bytes | None:

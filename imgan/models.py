@@ -85,6 +85,7 @@ def _descriptor(
         tile_overlap=arch.tile_overlap,
         supports_half=supports_half,
         working_size=arch.working_size,
+        min_side=arch.min_side,
         params=dict(params),
     )
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from imgan.console import download_progress, report_outcomes, reporting, setup_logging, stdout_bytes
+from imgan.console import download_progress, report_outcomes, reporting, setup_logging, stdout_bytes, tile_bars
 
 if TYPE_CHECKING:
     from imgan.batch import ImageOptions, Pipeline
@@ -27,7 +27,8 @@ DeviceOption = Annotated[str, typer.Option(
     "--device", help="auto, cpu, cuda, cuda:N, mps, or a comma list (cuda:0,cuda:1) to spread files.",
     rich_help_panel="Runtime")]
 PrecisionOption = Annotated[str, typer.Option(
-    "--precision", help="auto (fp32 on CPU, fp16 on GPU), fp32, fp16 or bf16.", rich_help_panel="Runtime")]
+    "--precision", help="auto (fp32 on CPU, fp16 on GPU), fp32 (true fp32: TF32 off on CUDA), fp16 or bf16.",
+    rich_help_panel="Runtime")]
 QuietOption = Annotated[bool, typer.Option(
     "--quiet", "-q", help="No progress or info messages; errors still go to stderr.", rich_help_panel="Runtime")]
 JsonOption = Annotated[bool, typer.Option(
@@ -76,12 +77,13 @@ class ImageRun:
     def __call__(self, inputs: list[str], pipeline: Pipeline) -> int:
         from imgan.batch import process_images
 
+        tiles = tile_bars(quiet=self.quiet, as_json=self.options.as_json)
         with download_progress(quiet=self.quiet) as progress:
             batch = process_images(inputs, self.options, pipeline, stdin=sys.stdin.buffer.read,
                                    stdout=stdout_bytes, stdout_is_terminal=sys.stdout.isatty(),
-                                   download_progress=progress)
+                                   download_progress=progress, tile_progress=tiles)
         return report_outcomes(batch.outcomes, total=batch.total, as_json=self.options.as_json,
-                               quiet=self.quiet, debug=self.debug)
+                               quiet=self.quiet, debug=self.debug, tiles=tiles)
 
 
 def _shared_parameters(default_name: str, *, tile_options: bool) -> list[inspect.Parameter]:

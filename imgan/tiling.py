@@ -26,18 +26,46 @@ import torch
 import torch.nn.functional as F
 
 TileFn = Callable[[torch.Tensor], torch.Tensor]
+TileProgress = Callable[[int, int], None]
+"""Told (tiles done, tiles in all) before the first tile and after each one."""
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (B,C,H,W) on the bottom and right by reflection so H and W are multiples of ``multiple``."""
+def unit(values: torch.Tensor) -> torch.Tensor:
+    """Float32 values in [0,1]: ``values`` as they are if float, else integer levels (uint8, or uint16
+    of 65535) divided as the reader divides them, so a picture kept as levels gives the same tiles."""
+    if values.dtype.is_floating_point:
+        return values
+    peak = 65535.0 if values.dtype == torch.uint16 else 255.0
+    return values.float().div_(peak)
+
+
+def padded_side(side: int, multiple: int, *, min_side: int = 1) -> int:
+    """``side`` grown to at least ``min_side`` and then to a multiple of ``multiple``."""
+    side = max(side, min_side)
+    return side + -side % max(multiple, 1)
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int, *, min_side: int = 1) -> torch.Tensor:
+    """Pad (B,C,H,W) on the bottom and right by reflection so H and W are at least ``min_side`` and
+    multiples of ``multiple``.
+
+    A pad wider than the side reflects the reflection again (the picture repeats, mirrored); a side
+    of one pixel is repeated.
+    """
     height, width = image.shape[-2:]
-    pad_h = -height % multiple
-    pad_w = -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    # Reflection needs the padding to be smaller than the side; replicate covers tiny images.
-    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    image = _pad_axis(image, padded_side(height, multiple, min_side=min_side), vertical=True)
+    return _pad_axis(image, padded_side(width, multiple, min_side=min_side), vertical=False)
+
+
+def _pad_axis(image: torch.Tensor, target: int, *, vertical: bool) -> torch.Tensor:
+    """Reflect (B,C,H,W) at the bottom (``vertical``) or right until that side is ``target``."""
+    if image.dtype == torch.uint16 and image.shape[-2 if vertical else -1] < target:  # torch pads no uint16:
+        return _pad_axis(image.view(torch.int16), target, vertical=vertical).view(torch.uint16)  # copied alike
+    while (side := image.shape[-2 if vertical else -1]) < target:
+        pad = target - side if side == 1 else min(target - side, side - 1)
+        mode = "replicate" if side == 1 else "reflect"
+        image = F.pad(image, (0, 0, 0, pad) if vertical else (0, pad, 0, 0), mode=mode)
+    return image
 
 
 def tile_starts(length: int, tile: int, overlap: int, *, multiple: int = 1) -> list[int]:
@@ -227,13 +255,14 @@ class Resampler:
 
 def resized_blocks(image: torch.Tensor, height: int, width: int, *,
                    block_pixels: int = 1 << 20) -> Iterator[Block]:
-    """``engine.resize_to(image, height, width)`` in bands of rows, top to bottom.
+    """``engine.resize_to(image, height, width)`` in bands of rows, top to bottom (integer levels are
+    taken through ``unit``).
 
     Each band reads only the input rows under it, so a large result is never whole in memory.
     """
     in_height, in_width = image.shape[-2:]
     if (in_height, in_width) == (height, width):
-        yield Block(0, 0, image)
+        yield Block(0, 0, unit(image))
         return
     antialias = height < in_height or width < in_width
     rows = Resampler.bicubic(in_height, height, antialias=antialias)
@@ -241,7 +270,7 @@ def resized_blocks(image: torch.Tensor, height: int, width: int, *,
     band = max(1, block_pixels // max(width, 1))
     for top in range(0, height, band):
         start, stop, taps = rows.for_outputs(top, min(top + band, height))
-        pixels = columns(taps(image[..., start:stop, :].float(), dim=-2), dim=-1)
+        pixels = columns(taps(unit(image[..., start:stop, :]).float(), dim=-2), dim=-1)
         yield Block(top, 0, pixels.clamp_(0.0, 1.0))
 
 
@@ -298,6 +327,7 @@ def tiled_blocks(
     batch_size: int = 1,
     crop: tuple[int, int] | None = None,
     size: tuple[int, int] | None = None,
+    progress: TileProgress | None = None,
 ) -> Iterator[Block]:
     """Apply ``fn`` to a (1,C,H,W) image tile by tile and yield the blended output in finished blocks.
 
@@ -309,14 +339,18 @@ def tiled_blocks(
     into a whole tile's output, valid until the next block is asked for: drop it before (``del``),
     or that memory stays in use while the next tile runs. ``tile_size`` 0, or a tile at least as
     large as the image, means one whole-image call and the whole output as one block (or bands,
-    when resized).
+    when resized): one tile for ``progress``.
     """
     height, width = image.shape[-2:]
     crop_height, crop_width = crop if crop is not None else (height * scale, width * scale)
     out_height, out_width = size if size is not None else (crop_height, crop_width)
     resize = (out_height, out_width) != (crop_height, crop_width)
     if tile_size <= 0 or (tile_size >= height and tile_size >= width):
+        if progress is not None:
+            progress(0, 1)
         whole = fn(image).float()[..., :crop_height, :crop_width]
+        if progress is not None:
+            progress(1, 1)
         if resize:
             yield from resized_blocks(whole.clamp_(0.0, 1.0), out_height, out_width)
         else:
@@ -336,7 +370,11 @@ def tiled_blocks(
 
     strip: torch.Tensor | None = None  # rows that the row of tiles above shares with this one, full width
     carry: torch.Tensor | None = None  # columns that the tile to the left shares with this one
+    if progress is not None:
+        progress(0, len(tiles))
     for index, tile, output in _tile_outputs(fn, image, tiles, batch_size):
+        if progress is not None:
+            progress(index + 1, len(tiles))
         row, column = divmod(index, columns)
         rows, cols = row_spans[row], column_spans[column]
         if column == 0:

@@ -24,7 +24,7 @@ from imgan.archs import ARCHS, SCRIPTED_ARCHS, Arch, build_model, detect_arch
 from imgan.engine import CPU_MAX_TILE, Engine
 from imgan.models import load_model
 from imgan.normstats import uses_image_statistics
-from imgan.tiling import pad_to_multiple
+from imgan.tiling import pad_to_multiple, padded_side
 
 ODD = (13, 19)  # height, width: odd, and no multiple of any family's size multiple
 TRAIN_FEATURES, TRAIN_BLOCKS = 8, 1
@@ -158,6 +158,32 @@ def test_engine_returns_the_odd_input_size_times_the_scale(name: str, tmp_path: 
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (3, 2), (4, 4), (9, 3)])
+def test_engine_runs_a_picture_of_a_few_pixels(name: str, size: tuple[int, int], tmp_path: Path) -> None:
+    arch = ARCHS[name]
+    path = tmp_path / f"{name}.pth"
+    torch.save(built(name, dict(arch.tiny_params)).state_dict(), path)
+    engine = Engine(load_model(str(path), task=arch.task), torch.device("cpu"), precision="fp32")
+    out = engine.run(torch.rand(1, engine.descriptor.in_channels, *size))
+    scale = engine.descriptor.scale
+    assert out.shape == (1, engine.descriptor.out_channels, size[0] * scale, size[1] * scale)
+    assert bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_min_side_is_the_smallest_side_the_network_takes(name: str) -> None:
+    arch = ARCHS[name]
+    module = built(name, dict(arch.tiny_params))
+    side = padded_side(1, module.size_multiple, min_side=arch.min_side)
+    with torch.no_grad():
+        assert module(torch.rand(1, module.in_channels, side, side)).shape[-1] == side * module.scale
+        if side > module.size_multiple:  # declared above the multiple: one multiple less must fail
+            smaller = side - module.size_multiple
+            with pytest.raises((RuntimeError, ValueError)):
+                module(torch.rand(1, module.in_channels, smaller, smaller))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_value_range_is_zero_one_or_the_tanh_range_it_outputs(name: str) -> None:
     arch = ARCHS[name]
     assert arch.value_range in ((0.0, 1.0), (-1.0, 1.0))
@@ -237,6 +263,7 @@ def test_train_params_are_the_trainers_constructor_keywords() -> None:
     {"train_scales": (2,)},
     {"value_range": (1.0, 0.0)},
     {"tile_overlap": -1},
+    {"min_side": 0},
 ])
 def test_an_inconsistent_declaration_is_refused(changes: dict) -> None:
     untrained = {"train_params": None, "train_scales": ()}

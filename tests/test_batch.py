@@ -171,3 +171,26 @@ def test_stdin_is_read_once_and_written_to_stdout(tmp_path: Path) -> None:
                              read=file_reader(max_pixels=None, stdin=lambda: data),
                              write=file_writer(quality=None, stdout=written.append)))
     assert outcomes[0].status == "ok" and written[0].startswith(b"\x89PNG")
+
+
+def test_tile_progress_hears_every_tile_of_each_input_by_name(tmp_path: Path) -> None:
+    import torch
+
+    from imgan.archs.srvgg import SRVGGNetCompact
+    from imgan.batch import ImageOptions, Pipeline, process_images
+    from imgan.tasks import upscale
+
+    torch.manual_seed(0)
+    model = tmp_path / "tiny_x2.pth"
+    torch.save({"params": SRVGGNetCompact(num_features=4, num_conv=1, scale=2).state_dict()}, model)
+    sources = [png(tmp_path / name, size=(150, 90)) for name in ("a.png", "b.png")]
+    heard: dict[str, list[tuple[int, int]]] = {}
+    options = ImageOptions(output=OutputOptions(out=str(tmp_path / "out")), tile="64", device="cpu")
+    batch = process_images([str(s) for s in sources], options, Pipeline("upscale", str(model), upscale.worker),
+                           stdin=lambda: b"", stdout=lambda _: None, stdout_is_terminal=False,
+                           tile_progress=lambda name, done, total: heard.setdefault(name, []).append((done, total)))
+    assert [outcome.status for outcome in batch.outcomes] == ["ok", "ok"]
+    assert set(heard) == {str(s) for s in sources}
+    for calls in heard.values():
+        total = calls[-1][1]
+        assert total > 1 and calls == [(done, total) for done in range(total + 1)]

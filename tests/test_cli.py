@@ -90,6 +90,13 @@ def test_json_lines_describe_each_output(tmp_path: Path, tiny_model: Path) -> No
     assert {Path(r["output"]).name for r in records} == {"a_x2.png", "b_x2.png"}
 
 
+def test_tiles_are_not_drawn_off_a_terminal(tmp_path: Path, tiny_model: Path) -> None:
+    source = make_png(tmp_path / "photo.png", size=(150, 130))
+    result = invoke("upscale", source, "--model", tiny_model, "--tile", "64")
+    assert result.exit_code == 0, result.output
+    assert "tiles" not in result.stderr and "\x1b" not in result.stderr  # stderr is a pipe here: no bar
+
+
 def test_stdin_to_stdout(tmp_path: Path, tiny_model: Path) -> None:
     data = make_png(tmp_path / "in.png").read_bytes()
     result = invoke("upscale", "-", "--model", tiny_model, "--quiet", input=data)

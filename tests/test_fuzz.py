@@ -10,7 +10,6 @@ files the same way.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import warnings
@@ -24,13 +23,6 @@ from imgan.tasks import age as age_module
 from tests.fuzzcorpus import Corpus, check_batch, command_line, make_corpus, snapshot, tiny_models
 
 runner = CliRunner()
-
-# A known bug outside the code this test guards, tolerated (and only it) until fixed:
-# imgan/engine.py pads a picture to the model's multiple (4 for CycleGAN) and no further, so a
-# picture with a side of 4 px or less reaches CycleGAN's 1/4-scale blocks as 1 px, too small
-# for ReflectionPad2d(1) and InstanceNorm. test_stylize_of_a_tiny_picture says when it is fixed.
-KNOWN_BUGS = {"stylize": re.compile(r"Padding size should be less than|Expected more than 1 spatial element")}
-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -79,15 +71,37 @@ def test_translation_commands(command: str, corpus: Corpus, models: dict[str, Pa
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         problems = check_batch(corpus, command, out, exit_code=result.exit_code, stdout=result.stdout,
                                stderr=result.stderr, before=before, own_stderr=True)
-    known = KNOWN_BUGS.get(command)
-    problems = [problem for problem in problems if known is None or not known.search(problem)]
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="imgan/engine.py: CycleGAN on a side of 4 px or less (see KNOWN_BUGS)")
-def test_stylize_of_a_tiny_picture(models: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["upscale", "stylize", "sketch2photo", "age"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (4, 4), (9, 1)])  # width, height
+def test_a_tiny_picture_comes_back_at_its_size(command: str, size: tuple[int, int], models: dict[str, Path],
+                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CycleGAN's residual blocks work at a quarter of the resolution: a side of 4 px or less used to fail there.
     from PIL import Image
 
-    Image.new("RGB", (4, 4), (200, 100, 50)).save(tmp_path / "tiny.png")
-    result = runner.invoke(app, ["stylize", str(tmp_path / "tiny.png"), "--style", str(models["stylize"]), "-q"])
+    monkeypatch.setattr(age_module, "MODEL_SIDE", 64)
+
+    Image.new("RGB", size, (200, 100, 50)).save(tmp_path / "tiny.png")
+    option = {"stylize": "--style"}.get(command, "--model")
+    extra = {"age": ["--face", "0,0,1,1"], "sketch2photo": ["--size", "64"]}.get(command, [])
+    result = runner.invoke(app, [command, str(tmp_path / "tiny.png"), option, str(models[command]), *extra,
+                                 "--out", str(tmp_path / "out"), "-q"])
     assert result.exit_code == 0, result.output
+    (written,) = (tmp_path / "out").iterdir()
+    scale = 2 if command == "upscale" else 1
+    assert Image.open(written).size == (size[0] * scale, size[1] * scale)
+
+
+@pytest.mark.parametrize("model", ["imgan-inpaint", "telea"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 2)])  # width, height
+def test_inpainting_a_tiny_picture_fills_it_at_its_size(model: str, size: tuple[int, int], tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 100, 50)).save(tmp_path / "tiny.png")
+    result = runner.invoke(app, ["inpaint", str(tmp_path / "tiny.png"), "--box", "0,0,1,1", "--model", model,
+                                 "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0, result.output
+    (written,) = (tmp_path / "out").iterdir()
+    assert Image.open(written).size == size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -229,6 +230,40 @@ def test_rgba_png_keeps_its_alpha(tmp_path: Path) -> None:
     with Image.open(tmp_path / "out.png") as written:
         assert written.mode == "RGBA"
         assert np.array_equal(np.asarray(written), pixels)
+
+
+def _write_levels_source(path: Path, kind: str) -> None:
+    if kind == "rgb16":
+        save_16bit_cv2(path, random_u16(6, 5, 3))
+    elif kind == "gray+alpha16":
+        path.write_bytes(png16(random_u16(6, 5, 2), color_type=4))
+    else:
+        channels = {"rgb": 3, "rgba": 4, "gray": 1, "gray+alpha": 2}[kind]
+        pixels = random_u8(6, 5, channels)
+        Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save(path)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "gray", "gray+alpha", "rgb16", "gray+alpha16"])
+def test_levels_are_the_integers_the_float_picture_is_made_of(tmp_path: Path, kind: str) -> None:
+    from imgan.tiling import unit
+
+    _write_levels_source(tmp_path / "in.png", kind)
+    as_float = read_picture(tmp_path / "in.png")
+    as_levels = read_picture(tmp_path / "in.png", levels=True)
+    assert as_levels.quantized and as_levels.rgb.dtype == (torch.uint16 if kind.endswith("16") else torch.uint8)
+    assert as_levels.rgb.shape == as_float.rgb.shape == (1, 3, 6, 5)
+    assert torch.equal(unit(as_levels.rgb), as_float.rgb)
+    assert (as_levels.alpha is None) == (as_float.alpha is None)
+    assert as_levels.alpha is None or torch.equal(unit(as_levels.alpha), as_float.alpha)
+    assert (as_levels.bit_depth, as_levels.grayscale) == (as_float.bit_depth, as_float.grayscale)
+
+
+def test_levels_of_a_turned_jpeg_are_upright(tmp_path: Path) -> None:
+    from imgan.tiling import unit
+
+    Image.fromarray(random_u8(4, 6, 3)).save(tmp_path / "turned.jpg", exif=exif_bytes(3))  # stored upside down
+    as_levels = read_picture(tmp_path / "turned.jpg", levels=True)
+    assert torch.equal(unit(as_levels.rgb), read_picture(tmp_path / "turned.jpg").rgb)
 
 
 def test_la_png_is_gray_with_alpha(tmp_path: Path) -> None:
@@ -649,6 +684,53 @@ def test_unreadable_inputs_raise_input_error_naming_the_file(
     assert words in message
     assert "\n" not in message
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+@pytest.mark.skipif(not Path("/dev/null").is_char_device(), reason="needs /dev/null")
+def test_a_device_is_not_a_regular_file() -> None:
+    with pytest.raises(InputError, match=r"^/dev/null: not a regular file \(a character device\)"):
+        read_picture("/dev/null")
+
+
+def run_imgan_measured(arguments: list[str], *, cwd: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the CLI (under a timeout) and return its result and its peak resident memory in bytes."""
+    wrapper = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024); sys.exit(code)")
+    command = [sys.executable, "-c", wrapper, sys.executable, "-m", "imgan", *arguments]
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # imgan too, not only the wrapper
+            raise
+    *output, peak = stdout.splitlines()
+    return subprocess.CompletedProcess(command, process.returncode, "\n".join(output), stderr), int(peak)
+
+
+INPAINT_WITHOUT_WEIGHTS = ["--box", "0,0,1,1", "--model", "telea", "--out", "out"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="named pipes and ru_maxrss in KiB")
+def test_a_named_pipe_given_as_input_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")  # reading it as a file would wait for a writer forever
+    Image.new("RGB", (2, 2)).save(tmp_path / "fine.png")
+    result, _ = run_imgan_measured(["inpaint", "pipe.png", "fine.png", *INPAINT_WITHOUT_WEIGHTS], cwd=tmp_path)
+    assert result.returncode == 1
+    assert "pipe.png: not a regular file (a named pipe); give image files, or '-' to read stdin" in result.stderr
+    assert (tmp_path / "out" / "fine_inpainted.png").is_file()
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="sparse files and ru_maxrss in KiB")
+def test_a_huge_file_that_is_no_image_is_refused_without_being_read_whole(tmp_path: Path) -> None:
+    size = 2 * 2**30
+    with open(tmp_path / "huge.png", "wb") as file:
+        file.truncate(size)  # sparse: no disk used, yet 2 GB of zeros to read
+    result, peak = run_imgan_measured(["inpaint", "huge.png", *INPAINT_WITHOUT_WEIGHTS], cwd=tmp_path)
+    assert result.returncode == 1
+    assert "huge.png: not an image, or not a format imgan reads" in result.stderr
+    assert peak < size // 2  # torch and all, but not the file
 
 
 def test_a_bad_checksum_on_an_ancillary_chunk_is_ignored() -> None:

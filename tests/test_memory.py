@@ -177,3 +177,24 @@ def test_upscaled_result_is_quantized_to_what_the_float_one_writes(tmp_path: Pat
             write_picture(as_levels, tmp_path / "levels.png")
             expected, written = read_picture(tmp_path / "float.png"), read_picture(tmp_path / "levels.png")
             assert torch.equal(written.rgb, expected.rgb) and torch.equal(written.alpha, expected.alpha)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "RGBA16"])
+def test_an_input_read_as_levels_upscales_to_what_its_floats_give(tmp_path: Path, tiny_x4: Path, mode: str) -> None:
+    import cv2
+
+    from imgan.models import load_model
+
+    if mode == "RGBA16":  # OpenCV writes 16-bit PNG, in BGRA order (the same noise either way)
+        pixels = np.random.default_rng(7).integers(0, 65536, (38, 45, 4), dtype=np.uint16)
+        assert cv2.imwrite(str(tmp_path / "in.png"), pixels)
+    else:
+        pixels = np.random.default_rng(7).integers(0, 256, (38, 45, len(mode)), dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(tmp_path / "in.png")
+    engine = Engine(load_model(str(tiny_x4), task="upscale"), torch.device("cpu"), tile_size=32)
+    as_float, as_levels = read_picture(tmp_path / "in.png"), read_picture(tmp_path / "in.png", levels=True)
+    for scale in (4.0, 1.0):
+        for alpha in ("model", "resize"):
+            expected = upscale_picture(as_float, engine, scale=scale, alpha=alpha, quantized=True)
+            result = upscale_picture(as_levels, engine, scale=scale, alpha=alpha, quantized=True)
+            assert torch.equal(result.rgb, expected.rgb) and torch.equal(result.alpha, expected.alpha)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
+from collections.abc import Iterator
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgan import engine as engine_module
 from imgan.descriptor import ModelDescriptor
-from imgan.engine import Engine, resize_to
+from imgan.engine import Engine, resize_to, strict_fp32
 from imgan.tiling import (
     Resampler,
     assemble,
@@ -112,6 +115,15 @@ def test_pad_to_multiple_reflects_and_handles_tiny_images() -> None:
     assert pad_to_multiple(torch.rand(1, 3, 1, 1), 4).shape[-2:] == (4, 4)
 
 
+def test_pad_to_a_minimum_side_reflects_again_past_the_picture() -> None:
+    row = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 3)
+    padded = pad_to_multiple(row, 4, min_side=8)
+    assert padded.shape[-2:] == (8, 8)
+    assert padded[0, 0, 0].tolist() == [1, 2, 3, 2, 1, 2, 3, 2]  # mirrored, then mirrored again
+    assert torch.equal(padded[0, 0, 7], padded[0, 0, 0])  # a one-pixel side is repeated
+    assert pad_to_multiple(row, 1, min_side=2).shape[-2:] == (2, 3)
+
+
 @pytest.mark.parametrize("multiple", [2, 4])
 def test_engine_pads_to_size_multiple_and_crops_back(multiple: int) -> None:
     torch.manual_seed(1)
@@ -123,6 +135,46 @@ def test_engine_pads_to_size_multiple_and_crops_back(multiple: int) -> None:
     with torch.no_grad():
         reference = net(pad_to_multiple(image, multiple))[..., :90, :134]
     assert (result - reference).abs().max().item() < 1e-5
+
+
+def test_tiled_blocks_tell_the_tiles_done_as_they_go() -> None:
+    image = torch.rand(1, 3, 100, 90)
+    tiles = plan_tiles(100, 90, tile_size=48, overlap=8, scale=2)
+    heard: list[tuple[int, int]] = []
+    with torch.no_grad():
+        list(tiled_blocks(LocalNet(2), image, scale=2, tile_size=48, overlap=8, batch_size=2,
+                          progress=lambda done, total: heard.append((done, total))))
+    assert len(tiles) > 1
+    assert heard == [(done, len(tiles)) for done in range(len(tiles) + 1)]
+
+
+def test_an_untiled_run_is_one_tile_for_progress() -> None:
+    heard: list[tuple[int, int]] = []
+    with torch.no_grad():
+        list(tiled_blocks(LocalNet(2), torch.rand(1, 3, 20, 20), scale=2, tile_size=0, overlap=8,
+                          progress=lambda done, total: heard.append((done, total))))
+    assert heard == [(0, 1), (1, 1)]
+
+
+def test_an_engine_tells_its_progress_the_tiles_of_each_run() -> None:
+    heard: list[tuple[int, int]] = []
+    engine = Engine(descriptor_for(LocalNet(2), scale=2), torch.device("cpu"), tile_size=32,
+                    progress=lambda done, total: heard.append((done, total)))
+    engine.run(torch.rand(1, 3, 70, 50))
+    total = heard[-1][1]
+    assert total > 1 and heard[0] == (0, total) and heard[-1] == (total, total)
+    assert [done for done, _ in heard] == list(range(total + 1))
+
+
+@pytest.mark.parametrize(("dtype", "peak"), [(torch.uint8, 255), (torch.uint16, 65535)])
+def test_an_engine_takes_integer_levels_tile_by_tile_as_their_floats(dtype: torch.dtype, peak: int) -> None:
+    torch.manual_seed(5)
+    engine = Engine(descriptor_for(LocalNet(2, size_multiple=4), scale=2, multiple=4), torch.device("cpu"),
+                    tile_size=32)
+    levels = torch.randint(0, peak + 1, (1, 3, 45, 67), dtype=torch.int64).to(dtype)  # padded to 48 x 68
+    assert torch.equal(engine.run(levels), engine.run(levels.float() / peak))
+    blocks = list(engine.run_blocks(levels, size=(50, 70)))
+    assert all(block.pixels.dtype == torch.float32 for block in blocks)
 
 
 class OutOfMemoryAbove(nn.Module):
@@ -188,6 +240,54 @@ def test_non_finite_low_precision_output_falls_back_to_fp32(caplog: pytest.LogCa
     assert bool(torch.isfinite(result).all())
     assert engine.dtype == torch.float32
     assert "switching to fp32" in caplog.text
+
+
+def test_fp32_fallback_runs_the_weights_as_loaded_not_as_rounded_to_half() -> None:
+    torch.manual_seed(3)
+    net = NaNInHalf()
+    exact = Engine(descriptor_for(copy.deepcopy(net), scale=1), torch.device("cpu"), precision="fp32", tile_size=0)
+    half = Engine(descriptor_for(net, scale=1), torch.device("cpu"), precision="bf16", tile_size=0)
+    image = torch.rand(1, 3, 16, 16)
+    assert torch.equal(half.run(image), exact.run(image))  # bf16 gave NaN: fp32 with the original weights
+
+
+def test_a_replica_of_a_half_engine_starts_from_the_weights_as_loaded() -> None:
+    torch.manual_seed(4)
+    net = NaNInHalf()
+    exact = Engine(descriptor_for(copy.deepcopy(net), scale=1), torch.device("cpu"), precision="fp32", tile_size=0)
+    replica = Engine(descriptor_for(net, scale=1), torch.device("cpu"), precision="bf16", tile_size=0).replica(
+        torch.device("cpu"))
+    assert replica.dtype == torch.bfloat16
+    image = torch.rand(1, 3, 16, 16)
+    assert torch.equal(replica.run(image), exact.run(image))
+
+
+@pytest.mark.parametrize(("precision", "device", "strict"), [
+    ("fp32", "cuda", True), ("fp32", "cuda:1", True), ("fp32", "cpu", False),
+    ("auto", "cuda", False), ("fp16", "cuda", False), ("bf16", "cuda", False),
+])
+def test_only_fp32_on_cuda_switches_tf32_off(precision: str, device: str, strict: bool) -> None:
+    assert strict_fp32(precision, torch.device(device)) is strict
+
+
+@pytest.fixture
+def tf32_flags() -> Iterator[None]:
+    """TF32 allowed for matmuls and cuDNN during the test; torch's flags as they were afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.usefixtures("tf32_flags")
+def test_an_fp32_engine_on_cuda_switches_tf32_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "auto_tile_size", lambda *args: 64)  # no CUDA memory to ask about
+    descriptor = descriptor_for(LocalNet(1), scale=1)
+    monkeypatch.setattr(descriptor, "to", lambda device, dtype=None: descriptor)  # no CUDA to move to
+    Engine(descriptor, torch.device("cuda"), precision="fp16")
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    Engine(descriptor, torch.device("cuda"), precision="fp32")
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
 
 
 class OutOfRange(nn.Module):

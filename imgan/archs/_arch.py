@@ -53,6 +53,7 @@ class Arch:
     train_scales: tuple[int, ...] = ()  # scales a trainer may build; empty for non-SR families
     train_params: Callable[..., dict[str, Any]] | None = None  # (*, features, blocks, scale) -> params
     working_size: int = 0  # longest side the network is meant to see (tasks shrink larger crops); 0: any
+    min_side: int = 1  # smallest side the network takes; the engine reflect-pads smaller pictures up to it
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +71,8 @@ class Arch:
             problems.append(f"tile_overlap {self.tile_overlap} is negative")
         if self.working_size < 0:
             problems.append(f"working_size {self.working_size} is negative")
+        if self.min_side < 1:
+            problems.append(f"min_side {self.min_side} is not positive")
         if problems:
             raise ValueError(f"arch {self.name!r}: {'; '.join(problems)}")
 
@@ -93,9 +96,12 @@ class ScriptedArch:
     tile_overlap: int = 0
     supports_half: bool = True
     working_size: int = 0  # as for Arch
+    min_side: int = 1  # as for Arch
 
     def __post_init__(self) -> None:
         if self.value_range != (0.0, 1.0):
             raise ValueError(f"scripted arch {self.name!r}: its wrapper takes and returns [0,1]")
         if self.working_size < 0 or self.tile_overlap < 0:
             raise ValueError(f"scripted arch {self.name!r}: working_size and tile_overlap must be >= 0")
+        if self.min_side < 1:
+            raise ValueError(f"scripted arch {self.name!r}: min_side must be >= 1")

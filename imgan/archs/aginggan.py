@@ -79,4 +79,5 @@ ARCH = Arch(
     tiny_params={"num_features": 8, "num_blocks": 1},
     remap=add_batchnorm_counters,
     normalisation="running",
+    min_side=8,  # as CycleGAN's generator
 )

@@ -244,4 +244,5 @@ ARCH = Arch(
     tiny_params={"num_features": 8, "num_blocks": 1},
     remap=drop_legacy_norm_buffers,
     normalisation="per-image",
+    min_side=8,  # the residual blocks reflect-pad by 1 at a quarter of the resolution: 2 px there
 )

@@ -20,11 +20,12 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 
-from imgan.batch import Worker
+from imgan.batch import Pipeline, Worker
 from imgan.engine import Engine
 from imgan.errors import InputError
 from imgan.faces import FaceBox, detect_faces
@@ -178,3 +179,8 @@ def age_picture(picture: Picture, engine: Engine, *, faces: Sequence[FaceBox] | 
 def worker(engine: Engine, *, faces: Sequence[FaceBox] | None = None) -> Worker:
     """The batch worker of ``imgan age`` on one engine."""
     return lambda picture, _: age_picture(picture, engine, faces=faces)
+
+
+def pipeline(model: str, *, faces: Sequence[FaceBox] | None = None) -> Pipeline:
+    """What ``imgan age`` runs (the CLI and ``imgan serve`` alike): the faces given, or those detected."""
+    return Pipeline("age", model, partial(worker, faces=faces), suffix="aged", tiling=False)

@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from imgan.batch import Worker
+from imgan.batch import Pipeline, Worker
 from imgan.engine import Engine, resize_to
-from imgan.errors import InputError
+from imgan.errors import InputError, UsageError
 from imgan.io import Picture
 from imgan.masks import Box, Region, blend_weights, fill_regions, hole_from_alpha, hole_from_boxes, hole_from_mask
 
-__all__ = ["CONTEXT", "MIN_MARGIN", "STRATEGIES", "MaskSource", "find_hole", "inpaint_picture", "worker"]
+__all__ = ["CONTEXT", "MIN_MARGIN", "STRATEGIES", "MaskSource", "find_hole", "inpaint_picture", "pipeline", "worker"]
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +160,23 @@ def worker(engine: Engine, *, source: MaskSource, strategy: str, dilate: int, fe
                                opaque=source.from_alpha)
 
     return process
+
+
+def pipeline(model: str, *, mask: str | None = None, boxes: Sequence[Box] = (), invert_mask: bool = False,
+             resize_mask: bool = False, dilate: int = 0, feather: int = 0, strategy: str = "crop") -> Pipeline:
+    """What ``imgan inpaint`` runs (the CLI and ``imgan serve`` alike); UsageError for options that cannot work.
+
+    ``mask`` is what the user gave for the ``mask`` companion (a file, folder or template; see
+    ``paths.resolve_companion``), or "alpha" for the picture's own transparency.
+    """
+    if strategy not in STRATEGIES:
+        raise UsageError(f"--strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+    if mask is None and not boxes:
+        raise UsageError("say what to fill: --mask FILE|FOLDER|TEMPLATE|alpha, or --box x,y,w,h")
+    if (invert_mask or resize_mask) and mask in (None, "alpha"):
+        raise UsageError("--invert-mask and --resize-mask apply to a mask file; give one with --mask")
+    source = MaskSource(from_file=mask not in (None, "alpha"), from_alpha=mask == "alpha", boxes=tuple(boxes),
+                        invert=invert_mask, resize=resize_mask)
+    process = partial(worker, source=source, strategy=strategy, dilate=dilate, feather=feather)
+    companions = {"mask": mask} if source.from_file and mask is not None else {}
+    return Pipeline("inpaint", model, process, suffix="inpainted", tiling=False, companions=companions)

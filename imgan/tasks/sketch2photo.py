@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from imgan.archs import ARCHS
-from imgan.batch import Result, Worker
+from imgan.batch import Pipeline, Result, Worker
 from imgan.descriptor import ModelDescriptor
 from imgan.edges import sketch_from_photo
 from imgan.engine import Engine, resize_to
 from imgan.errors import UsageError
 from imgan.io import Picture
 
-__all__ = ["MIN_SIZE", "SIZE_STEP", "WORK_SIZE", "check_size", "prepare_sketch", "sketch2photo_picture"]
+__all__ = ["MIN_SIZE", "SIZE_STEP", "WORK_SIZE", "check_size", "pipeline", "prepare_sketch", "sketch2photo_picture"]
 
 WORK_SIZE = 256
 """edges2shoes' frame: the default working size of the longer side."""
@@ -131,3 +132,14 @@ def worker(engine: Engine, *, size: int = WORK_SIZE, from_photo: bool = False, s
         return Result(photo, {"sketch": sketch}) if save_sketch and sketch is not None else photo
 
     return process
+
+
+def pipeline(model: str, *, from_photo: bool = False, save_sketch: bool = False, size: int = WORK_SIZE,
+             batchnorm: str = "image") -> Pipeline:
+    """What ``imgan sketch2photo`` runs (the CLI and ``imgan serve`` alike); UsageError for options that cannot work."""
+    check_size(size)
+    prepare = batchnorm_mode(batchnorm)
+    if save_sketch and not from_photo:
+        raise UsageError("--save-sketch saves the edge map --from-photo draws; add --from-photo")
+    return Pipeline("sketch2photo", model, partial(worker, size=size, from_photo=from_photo, save_sketch=save_sketch),
+                    suffix="photo", prepare=prepare, extras=("sketch",) if save_sketch else ())

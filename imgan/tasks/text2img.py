@@ -336,8 +336,12 @@ def run(
     *,
     stdout: Callable[[bytes], None],
     progress: Callable[[int, int | None], None] | None = None,
+    loaded: TextModel | None = None,
 ) -> Iterator[dict[str, Any] | ImganError]:
-    """Make and write the pictures; one record per picture written, or one error per failed caption."""
+    """Make and write the pictures; one record per picture written, or one error per failed caption.
+
+    ``loaded`` is ``request.model`` already loaded (``imgan serve`` keeps models between requests).
+    """
     import torch
 
     from imgan.engine import PRECISIONS, parse_devices
@@ -351,7 +355,7 @@ def run(
         raise UsageError(f"--precision {request.precision!r}: use auto, fp32, fp16 or bf16")
     dtype = torch.float16 if request.precision == "auto" and device.type == "cuda" else PRECISIONS.get(
         request.precision, torch.float32)
-    model = load_text_model(request.model, progress=progress).to(device)
+    model = (loaded or load_text_model(request.model, progress=progress)).to(device)
     truncation = model.truncation if request.truncation is None else request.truncation
     seed = request.seed if request.seed is not None else int.from_bytes(os.urandom(4), "big")
     if request.seed is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
 
-from imgan.batch import Worker
+from imgan.batch import Pipeline, Worker
 from imgan.engine import Engine
 from imgan.errors import ModelChoiceError, UsageError
 from imgan.io import Picture
@@ -43,3 +45,16 @@ def check_style(name: str, styles: Mapping[str, str]) -> None:
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ModelChoiceError(f"--style {name!r}: use {', '.join(styles)}, a stylize model "
                            f"({', '.join(models)}) or a .pth/.safetensors file{hint}")
+
+
+def pipeline(style: str, *, strength: float = 1.0) -> Pipeline:
+    """What ``imgan stylize --style STYLE`` runs: a short style name (``STYLES``), a stylize model or a file."""
+    from imgan.models import is_local_model
+    from imgan.tasks import STYLES
+
+    if style in STYLES:
+        return Pipeline("stylize", STYLES[style], partial(worker, strength=strength), suffix=style)
+    if is_local_model(style):
+        return Pipeline("stylize", style, partial(worker, strength=strength), suffix=Path(style).stem)
+    check_style(style, STYLES)
+    return Pipeline("stylize", style, partial(worker, strength=strength), suffix=style)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
-from imgan.batch import Worker
+from imgan.batch import Pipeline, Worker
 from imgan.engine import Engine
-from imgan.errors import InputError
+from imgan.errors import InputError, UsageError
 from imgan.io import Picture, blank_picture, put_block
 from imgan.tiling import resized_blocks
 
@@ -45,7 +46,7 @@ def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = N
         put_block(result, block.top, block.left, rgb=block.pixels)
         del block  # a view of a whole tile's output: let it go before the next tile runs
     if picture.alpha is not None and keep_alpha:
-        constant = bool(picture.alpha.min() == picture.alpha.max())
+        constant = bool((picture.alpha == picture.alpha.flatten()[0]).all())  # no min/max of uint16 levels
         if alpha == "model" and not constant:
             for block in engine.run_blocks(picture.alpha.expand(-1, 3, -1, -1), size=target):
                 grey = block.pixels.clamp(0.0, 1.0).mean(dim=1, keepdim=True)
@@ -60,3 +61,14 @@ def upscale_picture(picture: Picture, engine: Engine, *, scale: float | None = N
 def worker(engine: Engine, *, scale: float | None = None, alpha: str = "model") -> Worker:
     """The batch worker of ``imgan upscale`` on one engine: results quantized for the writer."""
     return lambda picture, _: upscale_picture(picture, engine, scale=scale, alpha=alpha, quantized=True)
+
+
+def pipeline(model: str, *, scale: float | None = None, denoise: float | None = None,
+             alpha: str = "model") -> Pipeline:
+    """What ``imgan upscale`` runs (the CLI and ``imgan serve`` alike); UsageError for options that cannot work."""
+    if alpha not in ALPHA_MODES:
+        raise UsageError(f"--alpha {alpha!r}: use one of {', '.join(ALPHA_MODES)}")
+    if scale is not None and not 0 < scale < float("inf"):
+        raise UsageError(f"--scale {scale:g}: use a positive factor")
+    return Pipeline("upscale", model, partial(worker, scale=scale, alpha=alpha), scale=scale, denoise=denoise,
+                    levels=True)  # read as integer levels: float only tile by tile
