@@ -17,11 +17,13 @@ from imgan import __version__
 from imgan.console import EXIT_FAILED, EXIT_OK, err, failure, out, print_json, print_table, reporting, setup_logging
 from imgan.errors import ImganError, UsageError
 from imgan.options import (
+    MAX_PIXELS,
     DebugOption,
     DeviceOption,
     ImageRun,
     InputsArgument,
     JsonOption,
+    MaxPixelsOption,
     OverwriteOption,
     PrecisionOption,
     QuietOption,
@@ -272,6 +274,48 @@ def _read_text(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--captions {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from exc
+
+
+SERVE_EXTRA = ("fastapi", "starlette", "uvicorn", "python_multipart", "multipart", "anyio")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on. Anything but loopback (127.0.0.1, ::1, localhost) requires the token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 7860,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Require this token from every client (default: none on loopback, a random one printed "
+        "with the address on any other host).", show_default=False)] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in a web browser.")] = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
+    max_upload_mb: Annotated[int, typer.Option(
+        "--max-upload-mb", min=1, help="Largest uploaded file in MB.", rich_help_panel="Input")] = 50,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Serve a local web page for every command: upload, run, compare before/after, download.
+
+    Jobs run one at a time per device, in order; results stay in a temporary folder while it runs.
+    Needs the serve extra: [b]pip install "imgan\\[serve]"[/].
+    """
+    setup_logging(quiet=quiet, debug=debug)
+    with reporting(debug=debug):
+        try:
+            from imgan.serve.app import serve as run_server
+        except ImportError as error:
+            if (error.name or "").split(".")[0] not in SERVE_EXTRA:
+                raise
+            raise ImganError('imgan serve needs the serve extra: pip install "imgan[serve]"') from None
+        from imgan.serve.settings import ServeSettings
+
+        settings = ServeSettings(host=host, port=port, device=device, precision=precision, token=token,
+                                 max_pixels=max_pixels, max_upload_bytes=max_upload_mb * 2**20)
+        run_server(settings, open_browser=open_browser, ready=lambda url: out.print(
+            f"imgan serving on {url}", markup=False, highlight=False, soft_wrap=True))
 
 
 @models_app.command("list")
