@@ -538,9 +538,14 @@ def _decode_with_pillow(image: PILImage.Image, *, name: str) -> tuple[np.ndarray
             "RGB or gray first"
         )
     converted = image.convert(target) if mode != target else image
-    array = np.asarray(converted)
-    if array.ndim == 2:
-        array = array[:, :, None]
+    # Copied out in bands of rows: np.asarray(converted) would hold Pillow's tobytes() pieces, their
+    # join and then (read-only, torch takes no such array) a copy at once, 3x the pixels' size.
+    width, height = converted.size
+    array = np.empty((height, width, len(target)), dtype=np.uint8)
+    band = max(1, _BAND_PIXELS // max(width, 1))
+    for top in range(0, height, band):
+        rows = converted.crop((0, top, width, min(top + band, height)))
+        array[top : top + rows.height] = np.asarray(rows).reshape(rows.height, width, -1)
     return array, 8, grayscale
 
 
