@@ -15,9 +15,15 @@ steps it learns, with a small image encoder (a NetD trunk and a projection), a s
 loss between the images and the captions of each batch (temperature 0.1: DAMSM's sentence loss in
 spirit), and is frozen afterwards. (Trained instead on the critic's side through the matching loss
 alone, a first run of the default learnt the colours, which are easy to tell apart, and after
-1,800 steps still drew the same shape for every digit word.) In the GAN steps that follow, the
-frozen image encoder also judges the generated images: ``--contrastive`` weighs the same InfoNCE
-loss of the fakes against their captions in the generator's loss, as AttnGAN adds its DAMSM loss.
+1,800 steps still drew the same shape for every digit word.) The encoders need many steps: in a
+batch of 32 captions, colour and background already tell most pairs apart, so after 500 steps
+the encoder's sentences for "a red 3 on black" and "a red 7 on black" were nearly the same
+(cosine 0.95), and 6,000 GAN steps on them drew 37% of the classes right; after 10,000 encoder
+steps (loss 1.32 -> 0.27) the classes count too, and 6,000 GAN steps drew 95% right.
+
+In the GAN steps that follow, the frozen image encoder also judges the generated images:
+``--contrastive`` weighs the same InfoNCE loss of the fakes against their captions in the
+generator's loss, as AttnGAN adds its DAMSM loss.
 
 A GAN step (DF-GAN's, ``code/lib/modules.py``): the critic sees real images with their captions
 (real), real images with the next sample's caption (mismatched) and generated ones (fake); with
