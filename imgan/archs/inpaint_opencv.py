@@ -32,6 +32,10 @@ from imgan.archs._arch import Arch
 METHODS = ("telea", "ns")
 
 
+SMALLEST = 8
+"""Sides shorter than this are padded for OpenCV (known pixels, replicated from the edge)."""
+
+
 class OpenCVInpainter(nn.Module):
     """``cv2.inpaint`` with Telea's fast marching or the Navier-Stokes method."""
 
@@ -61,9 +65,15 @@ class OpenCVInpainter(nn.Module):
         images = (x[:, : self.out_channels].detach().to("cpu", torch.float32) * 255).numpy()
         masks = (x[:, self.out_channels].detach().to("cpu", torch.float32) > 0.5).numpy().astype(np.uint8)
         out = np.empty_like(images)
+        height, width = images.shape[-2:]
+        # OpenCV reads past the edges of a picture a few pixels high or wide (a 1x7 picture came back
+        # with NaN in its hole once in a few hundred runs): give it known rows and columns, then crop.
+        below, right = max(0, SMALLEST - height), max(0, SMALLEST - width)
         for index, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            mask = cv2.copyMakeBorder(mask, 0, below, 0, right, cv2.BORDER_CONSTANT, value=0)
             for channel, plane in enumerate(image):
-                out[index, channel] = cv2.inpaint(np.ascontiguousarray(plane), mask, radius, flag)
+                plane = cv2.copyMakeBorder(np.ascontiguousarray(plane), 0, below, 0, right, cv2.BORDER_REPLICATE)
+                out[index, channel] = cv2.inpaint(plane, mask, radius, flag)[:height, :width]
         return (torch.from_numpy(out) / 255).clamp_(0.0, 1.0).to(device=x.device, dtype=x.dtype)
 
 
